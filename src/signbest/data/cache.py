@@ -1,0 +1,102 @@
+"""Preprocess every clip of a manifest once (read + normalise) and keep the result in one cache file.
+
+The cache key covers each pose file's path, size and modification time and the normalisation
+settings, so an edited file or a changed setting rebuilds it. Cache files live under the user's cache
+folder (``$SIGNBEST_CACHE``, else ``$XDG_CACHE_HOME/signbest``, else ``~/.cache/signbest``), never
+beside the data, and are written atomically. Bad clips are skipped and reported, never fatal.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..pose import NormalizeConfig, PoseError, normalize, read_pose
+from .manifest import Manifest
+
+CACHE_VERSION = 1
+ARRAYS = ("body", "left", "right", "body_mask", "left_mask", "right_mask")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SIGNBEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "signbest"
+    return Path(root)
+
+
+@dataclass
+class PreprocessedSet:
+    """All clips' normalised frames concatenated along time; clip i is frames offsets[i]:offsets[i+1]."""
+    arrays: dict[str, np.ndarray]  # name -> (sum T, J, ...) array, see ARRAYS
+    offsets: np.ndarray  # (N + 1,) int64
+    clip_ids: list[str]  # ids of the clips that loaded, in manifest order
+    failures: dict[str, str] = field(default_factory=dict)  # clip id -> error message
+
+    def clip(self, i: int) -> dict[str, np.ndarray]:
+        s, e = self.offsets[i], self.offsets[i + 1]
+        return {k: v[s:e] for k, v in self.arrays.items()}
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _key(manifest: Manifest, cfg: NormalizeConfig) -> str:
+    h = hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": asdict(cfg)}, sort_keys=True).encode())
+    for c in manifest.clips:
+        try:
+            st = c.pose_file.stat()
+            h.update(f"{c.clip_id}|{c.pose_file}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{c.clip_id}|{c.pose_file}|missing\n".encode())
+    return h.hexdigest()[:20]
+
+
+def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache: bool = True,
+               progress: bool = True) -> PreprocessedSet:
+    cfg = cfg or NormalizeConfig()
+    path = cache_dir() / "preprocessed" / f"{_key(manifest, cfg)}.npz"
+    if use_cache and path.exists():
+        try:
+            return _load(path)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache file is rebuilt below
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    lengths, ids, failures = [], [], {}
+    for clip in tqdm(manifest.clips, desc="preprocess", unit="clip", disable=not progress, leave=False):
+        try:
+            norm = normalize(read_pose(clip.pose_file), cfg)
+        except PoseError as e:
+            failures[clip.clip_id] = str(e)
+            continue
+        for k in ARRAYS:
+            parts[k].append(getattr(norm, k))
+        lengths.append(norm.num_frames)
+        ids.append(clip.clip_id)
+    if not ids:
+        first = next(iter(failures.values()), "the manifest is empty")
+        raise PoseError(f"{manifest.path}: none of its {len(manifest.clips)} clips could be read; first error: {first}")
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    result = PreprocessedSet(arrays, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), ids, failures)
+    if use_cache:
+        _save(result, path)
+    return result
+
+
+def _save(s: PreprocessedSet, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    meta = json.dumps({"clip_ids": s.clip_ids, "failures": s.failures})
+    np.savez(tmp, offsets=s.offsets, meta=np.array(meta), **s.arrays)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> PreprocessedSet:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return PreprocessedSet({k: z[k] for k in ARRAYS}, z["offsets"], meta["clip_ids"], meta["failures"])

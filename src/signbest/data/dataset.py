@@ -1,0 +1,136 @@
+"""One manifest-driven dataset for every corpus: temporal sampling, augmentation, padding masks."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..pose import NormalizeConfig
+from .cache import PreprocessedSet, preprocess
+from .manifest import Manifest, read_manifest
+
+log = logging.getLogger(__name__)
+# Body joint order: nose, L shoulder, L elbow, L wrist, R shoulder, R elbow, R wrist.
+BODY_MIRROR = [0, 4, 5, 6, 1, 2, 3]
+
+
+def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of a window of `num_frames` frames, strided so the window spans the whole clip.
+
+    Training takes a random window start (and so a random phase of the stride); testing takes the
+    centred one. Clips shorter than `num_frames` return all their frames (the caller pads).
+    """
+    if length <= num_frames:
+        return np.arange(length)
+    stride = length // num_frames
+    span = (num_frames - 1) * stride + 1
+    start = int(rng.integers(0, length - span + 1)) if train else (length - span) // 2
+    return start + stride * np.arange(num_frames)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    perturb: float = 0.1  # entries of the random perturbation matrix A = I + U(-p, p)^{2x2}
+    shift: float = 0.05  # random translation U(-s, s) in normalised units
+    swap_hands: float = 0.0  # probability of a left/right mirror of the whole clip
+
+
+def perturb(xy: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Apply one random 2x2 perturbation matrix (about the part's centre 0.5) and shift to valid joints."""
+    a = np.eye(2) + rng.uniform(-cfg.perturb, cfg.perturb, (2, 2))
+    t = rng.uniform(-cfg.shift, cfg.shift, 2)
+    out = (xy - 0.5) @ a.T + 0.5 + t
+    return np.where(mask[..., None], out, 0.0).astype(np.float32)
+
+
+def mirror_clip(item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The clip as if the video were mirrored: the hands swap roles and the body flips.
+
+    Left-hand coordinates are stored mirrored, so a mirrored video's right hand has exactly the old
+    left hand's normalised coordinates, and vice versa.
+    """
+    out = dict(item)
+    out["left"], out["right"] = item["right"], item["left"]
+    out["left_mask"], out["right_mask"] = item["right_mask"], item["left_mask"]
+    body = item["body"][:, BODY_MIRROR].copy()
+    bmask = item["body_mask"][:, BODY_MIRROR]
+    body[..., 0] = np.where(bmask, 1.0 - body[..., 0], 0.0)
+    out["body"], out["body_mask"] = body, bmask
+    return out
+
+
+class SignDataset(Dataset):
+    """Clips of one or more splits of a manifest, as fixed-length padded tensors.
+
+    Each item: body (N,7,2), left (N,21,2), right (N,21,2) float32; body_mask/left_mask/right_mask
+    (N,J) bool joint masks (a part is present in a frame when any of its joints is valid);
+    frame_mask (N,) bool, False on padding; label (); index ().
+    """
+
+    def __init__(self, manifest: Manifest | str, split: str | None = None, num_frames: int = 32,
+                 train: bool = False, augment: AugmentConfig | None = None, seed: int = 0,
+                 normalize_cfg: NormalizeConfig | None = None, data: PreprocessedSet | None = None,
+                 progress: bool = True):
+        full = read_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
+        self.data = data if data is not None else preprocess(full, normalize_cfg, progress=progress)
+        if self.data.failures:
+            ids = sorted(self.data.failures)
+            log.warning("%s: skipped %d unreadable clips (%s%s); first error: %s", full.path, len(ids),
+                        ", ".join(ids[:5]), ", ..." if len(ids) > 5 else "", self.data.failures[ids[0]])
+        wanted = full.select(split)
+        position = {cid: i for i, cid in enumerate(self.data.clip_ids)}
+        self.clips = [c for c in wanted.clips if c.clip_id in position]
+        self.rows = np.array([position[c.clip_id] for c in self.clips], dtype=np.int64)
+        self.glosses = full.glosses
+        self.num_frames, self.train = num_frames, train
+        self.augment = augment if augment is not None else (AugmentConfig() if train else None)
+        self.rng = np.random.default_rng(seed)
+        if not self.clips:
+            raise ValueError(f"{full.path}: split '{split}' has no readable clip")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.glosses)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([c.label for c in self.clips])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def clip_arrays(self, i: int) -> dict[str, np.ndarray]:
+        """The whole normalised clip i, before sampling and augmentation."""
+        return self.data.clip(int(self.rows[i]))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        full = self.clip_arrays(i)
+        idx = sample_frames(len(full["body"]), self.num_frames, self.train, self.rng)
+        item = {k: v[idx] for k, v in full.items()}
+        if self.train and self.augment is not None:
+            if self.rng.random() < self.augment.swap_hands:
+                item = mirror_clip(item)
+            for part in ("body", "left", "right"):
+                item[part] = perturb(item[part], item[f"{part}_mask"], self.augment, self.rng)
+        return pad_item(item, self.num_frames, self.clips[i].label, i)
+
+
+def pad_item(item: dict[str, np.ndarray], num_frames: int, label: int, index: int) -> dict[str, torch.Tensor]:
+    n = len(item["body"])
+    out = {}
+    for k, v in item.items():
+        padded = np.zeros((num_frames,) + v.shape[1:], v.dtype)
+        padded[:n] = v
+        out[k] = torch.from_numpy(padded)
+    frame_mask = np.zeros(num_frames, bool)
+    frame_mask[:n] = True
+    out["frame_mask"] = torch.from_numpy(frame_mask)
+    out["label"] = torch.tensor(label, dtype=torch.long)
+    out["index"] = torch.tensor(index, dtype=torch.long)
+    return out

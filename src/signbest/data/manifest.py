@@ -1,0 +1,119 @@
+"""The manifest: one CSV row per clip, the only thing a dataset needs to know about a corpus.
+
+Columns: clip_id, pose_file (relative to the CSV's folder, or absolute), gloss, label, split, signer.
+WLASL100's metadata.csv in ../shared/data is itself a valid manifest (video_id and signer_id are
+read as clip_id and signer).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+COLUMNS = ("clip_id", "pose_file", "gloss", "label", "split", "signer")
+ALIASES = {"video_id": "clip_id", "signer_id": "signer", "path": "pose_file", "sign": "gloss",
+           "participant_id": "signer", "sequence_id": "clip_id", "signer_proxy": "signer"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str  # unique within the manifest
+    pose_file: Path  # absolute path of the pose file or OpenPose folder
+    gloss: str  # the sign's word
+    label: int  # class index, 0..num_classes-1
+    split: str  # train | val | test | any other name
+    signer: str  # signer id ("" if unknown)
+
+
+@dataclass
+class Manifest:
+    clips: list[Clip]
+    glosses: list[str]  # label -> gloss
+    path: Path | None = None  # the CSV it came from
+
+    def __post_init__(self):
+        ids = [c.clip_id for c in self.clips]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise ValueError(f"{self.path}: duplicate clip ids {dup}")
+        for c in self.clips:
+            if not 0 <= c.label < len(self.glosses):
+                raise ValueError(f"{self.path}: clip {c.clip_id} has label {c.label}, "
+                                 f"outside 0..{len(self.glosses) - 1}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.glosses)
+
+    def select(self, split: str | None) -> "Manifest":
+        """Clips of one split (None or 'all' = every clip); the gloss list is kept whole."""
+        if split in (None, "all"):
+            return self
+        keep = [c for c in self.clips if c.split == split]
+        if not keep:
+            have = sorted({c.split for c in self.clips})
+            raise ValueError(f"{self.path}: no clip in split '{split}' (splits present: {have})")
+        return Manifest(keep, self.glosses, self.path)
+
+
+def _row(raw: dict) -> dict:
+    return {ALIASES.get(k, k): (v or "").strip() for k, v in raw.items() if k}
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest CSV (or a folder holding manifest.csv / metadata.csv)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("manifest.csv", "metadata.csv"):
+            if (path / name).exists():
+                path = path / name
+                break
+        else:
+            raise FileNotFoundError(f"{path}: folder has no manifest.csv or metadata.csv")
+    with open(path, newline="") as f:
+        rows = [_row(r) for r in csv.DictReader(f)]
+    if not rows:
+        raise ValueError(f"{path}: the manifest has no rows")
+    missing = {"clip_id", "pose_file", "gloss"} - set(rows[0])
+    if missing:
+        raise ValueError(f"{path}: manifest lacks columns {sorted(missing)} (has {sorted(rows[0])})")
+    has_labels = all(r.get("label", "") != "" for r in rows)
+    if has_labels:
+        glosses: dict[int, str] = {}
+        for r in rows:
+            glosses.setdefault(int(r["label"]), r["gloss"])
+        n = max(glosses) + 1
+        gloss_list = [glosses.get(i, f"<class {i}>") for i in range(n)]
+    else:  # no label column: number glosses alphabetically
+        gloss_list = sorted({r["gloss"] for r in rows})
+    index = {g: i for i, g in enumerate(gloss_list)}
+    clips = []
+    for r in rows:
+        pf = Path(r["pose_file"])
+        clips.append(Clip(r["clip_id"], pf if pf.is_absolute() else (path.parent / pf).resolve(), r["gloss"],
+                          int(r["label"]) if has_labels else index[r["gloss"]],
+                          r.get("split") or "train", r.get("signer", "")))
+    return Manifest(clips, gloss_list, path)
+
+
+def write_manifest(manifest_clips: list[Clip], path: str | Path, extra: dict[str, list] | None = None) -> Path:
+    """Write atomically; pose paths are stored relative to the CSV's folder when they lie below it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = extra or {}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(COLUMNS) + list(extra))
+        for i, c in enumerate(manifest_clips):
+            d = asdict(c)
+            pf = Path(d["pose_file"])
+            try:
+                d["pose_file"] = pf.resolve().relative_to(path.parent.resolve()).as_posix()
+            except ValueError:
+                d["pose_file"] = str(pf)
+            w.writerow([d[k] for k in COLUMNS] + [extra[k][i] for k in extra])
+    os.replace(tmp, path)
+    return path
