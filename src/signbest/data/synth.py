@@ -12,7 +12,7 @@ import itertools
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ MOVEMENTS = ("hold", "down", "sideways", "circle", "arc", "zigzag", "tap", "twis
 ORIENTATIONS = {"palm_camera": (0.0, 0.0, 0.0), "palm_side": (0.0, 1.3, 0.0), "palm_down": (1.3, 0.0, 0.0),
                 "palm_body": (0.0, 3.0, 0.0), "tilted": (0.3, 0.5, 0.6)}
 TWO_HANDS = ("one", "one", "symmetric", "alternating", "base")
+SYMMETRIC_MOVEMENTS = ("hold", "tap", "twist")  # look the same played backwards
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class SignSpec:
     movement: str
     orientation: str
     two_hands: str
+    reverse: bool = False  # the movement and handshape change run backwards (minimal pair of its twin)
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,25 @@ class Signer:
 
 
 def make_signs(num_classes: int, rng: np.random.Generator) -> list[SignSpec]:
+    """Distinct signs, most of them in minimal pairs: a sign and its time reversal (e.g. a movement
+    down vs up, or a hand opening vs closing) share every frame's pose and differ only in order, so
+    a model must read the sequence, not a bag of frames, to tell them apart."""
     space = list(itertools.product(range(len(HANDSHAPES)), LOCATIONS, MOVEMENTS, ORIENTATIONS, TWO_HANDS))
-    picks = rng.choice(len(space), size=num_classes, replace=False)
-    signs = []
-    for i in picks:
+    order = rng.permutation(len(space))
+    signs: list[SignSpec] = []
+    for i in order:
+        if len(signs) >= num_classes:
+            break
         hs, loc, mov, ori, two = space[i]
-        change = rng.random() < 0.25
-        signs.append(SignSpec(hs, int(rng.integers(len(HANDSHAPES))) if change else hs, loc, mov, ori, two))
+        paired = len(signs) + 1 < num_classes and rng.random() < 0.8
+        change = paired or rng.random() < 0.25
+        end = int(rng.integers(len(HANDSHAPES))) if change else hs
+        if paired and (end == hs and mov in SYMMETRIC_MOVEMENTS):
+            end = (hs + 1 + int(rng.integers(len(HANDSHAPES) - 1))) % len(HANDSHAPES)
+        sign = SignSpec(hs, end, loc, mov, ori, two)
+        signs.append(sign)
+        if paired:
+            signs.append(SignSpec(hs, end, loc, mov, ori, two, reverse=True))
     return signs
 
 
@@ -112,6 +126,8 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     cuts = np.cumsum(rng.dirichlet([3, 3, 10, 3]))
     s = np.linspace(0, 1, t_total)
     act = np.clip((s - cuts[1]) / (cuts[2] - cuts[1]), 0, 1)  # progress of the movement
+    if sign.reverse:
+        act = 1.0 - act
     reach = np.clip(np.minimum(s / cuts[1], (1 - s) / (1 - cuts[2] + 1e-6)), 0, 1)
     reach = 0.5 - 0.5 * np.cos(np.pi * reach)  # ease in/out between rest and signing space
     dom = -1.0 if signer.left_handed else 1.0  # image x direction of the dominant side (right hand -> -x)
@@ -119,7 +135,7 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     shoulders = {"right": neck + [-sw / 2, 0], "left": neck + [sw / 2, 0]}
     dom_hand, other = ("left", "right") if signer.left_handed else ("right", "left")
     amp = rng.uniform(0.3, 0.45) * (1 + rng.normal(0, 0.1))
-    loc = np.array(LOCATIONS[sign.location]) + rng.normal(0, 0.04, 2)
+    loc = np.array(LOCATIONS[sign.location]) + rng.normal(0, 0.08, 2)
     target = {dom_hand: (np.array([-dom * loc[0], loc[1]]) + _path(sign.movement, act, amp) * [-dom, 1]) * sw + neck}
     mirror = target[dom_hand] - neck
     if sign.two_hands == "symmetric":
@@ -132,8 +148,10 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     rest = {h: shoulders[h] + [(-1 if h == "right" else 1) * 0.25 * sw, 1.9 * sw] for h in shoulders}
     pose = np.full((t_total, 33, 4), 0.0, np.float32)
     hands = {}
-    pitch0, yaw0, roll0 = ORIENTATIONS[sign.orientation]
-    shapes = (hand_joints_3d(HANDSHAPES[sign.handshape]), hand_joints_3d(HANDSHAPES[sign.end_handshape]))
+    sloppy = lambda h: replace(h, curl=tuple(np.clip(np.array(h.curl) + rng.normal(0, 0.12, 4), 0, 1)),
+                               thumb_out=float(np.clip(h.thumb_out + rng.normal(0, 0.12), 0, 1)))
+    shapes = (hand_joints_3d(sloppy(HANDSHAPES[sign.handshape])), hand_joints_3d(sloppy(HANDSHAPES[sign.end_handshape])))
+    pitch0, yaw0, roll0 = np.array(ORIENTATIONS[sign.orientation]) + rng.normal(0, 0.2, 3)
     base_shape = hand_joints_3d(HANDSHAPES[1])
     for h in ("right", "left"):
         active = h in target
@@ -169,7 +187,7 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     sway = np.cumsum(rng.normal(0, 0.3, (t_total, 2)), 0) * 0.2
     pose[..., :2] += sway[:, None] + rng.normal(0, signer.jitter, (t_total, 33, 2))
     for h in hands:
-        hands[h] = hands[h] + sway[:, None] + rng.normal(0, signer.jitter * 0.7, (t_total, 21, 2))
+        hands[h] = hands[h] + sway[:, None] + rng.normal(0, signer.jitter * 0.8, (t_total, 21, 2))
     inside = (pose[..., 0] >= 0) & (pose[..., 0] < size) & (pose[..., 1] >= 0) & (pose[..., 1] < size)
     pose[..., 3] = np.where(inside, rng.uniform(0.9, 1.0, inside.shape), rng.uniform(0.0, 0.3, inside.shape))
     out = {"pose": pose.copy(), "fps": np.float32(25.0), "width": np.int32(size), "height": np.int32(size)}
@@ -229,4 +247,4 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
 def gloss_name(sign: SignSpec, c: int) -> str:
     from .hand_model import HANDSHAPES as H
     shape = H[sign.handshape].name + ("" if sign.end_handshape == sign.handshape else ">" + H[sign.end_handshape].name)
-    return f"{c:03d}-{shape}-{sign.location}-{sign.movement}-{sign.two_hands}"
+    return f"{c:03d}-{shape}-{sign.location}-{sign.movement}{'-reversed' if sign.reverse else ''}-{sign.two_hands}"

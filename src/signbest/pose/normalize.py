@@ -2,7 +2,9 @@
 and rescale them to 256x256"; box rules from the authors' later code, see shared notes).
 
 - Body: pixel coordinates divided by the frame width and height -> [0, 1].
-- Each hand: a square box around it (side = 2.2 x its larger extent, shifted to stay inside the frame),
+- Each hand: a square box centred on it (side = 2.2 x its larger extent; the authors clamp the box to
+  the image because they crop pixels, but keypoints need no pixels, and an unclamped box keeps every
+  joint inside [0, 1] even for a hand at the frame's edge),
   or, when fewer than 10 of its joints are confident, a box extrapolated along the forearm. Coordinates
   are mapped into the box -> [0, 1] (the paper's 256x256 crop divided by 256).
 - The left hand is mirrored (x -> 1 - x) so one hand encoder and one hand codebook serve both hands.
@@ -85,10 +87,6 @@ def hand_boxes(seq: PoseSequence, hand: str, cfg: NormalizeConfig) -> np.ndarray
         sd = np.maximum(sd, 1.0)  # a degenerate hand (all joints on one point) still gets a 1-pixel box
         box[use, 0:2] = (c - sd[:, None] / 2)[use]
         box[use, 2] = sd[use]
-    # Shift boxes inside the frame where they fit ("clamped to the image"); the hand stays inside.
-    for axis, size in ((0, seq.width), (1, seq.height)):
-        fits = box[:, 2] <= size
-        box[fits, axis] = np.clip(box[fits, axis], 0, size - box[fits, 2])
     return box
 
 

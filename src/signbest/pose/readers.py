@@ -72,10 +72,15 @@ def read_pose_format(path: Path) -> PoseSequence:
     """A pose-format `.pose` file with MediaPipe Holistic or OpenPose components, selected by name."""
     from pose_format import Pose
 
+    raw = path.read_bytes()
     try:
-        pose = Pose.read(path.read_bytes())
-    except Exception as e:  # pose-format raises struct/Value errors on truncated files
+        pose = Pose.read(raw)
+        declared = _declared_frames(raw)
+    except Exception as e:  # pose-format raises struct/Value errors on damaged files
         raise PoseError(f"{path}: not a readable .pose file ({type(e).__name__}: {e})") from e
+    if declared is not None and declared % 65536 != pose.body.data.shape[0] % 65536:
+        raise PoseError(f"{path}: truncated .pose file: header declares {declared} frames, "
+                        f"the file holds {pose.body.data.shape[0]}")
     data = np.ma.getdata(pose.body.data)[:, 0]  # first person: (T, N, D)
     conf = np.asarray(pose.body.confidence)[:, 0]  # (T, N)
     t = data.shape[0]
@@ -104,6 +109,19 @@ def read_pose_format(path: Path) -> PoseSequence:
                         *(parts[p][1] for p in ("body", "left", "right")),
                         float(pose.body.fps), int(dims.width), int(dims.height), str(path),
                         {"layout": "pose-format:" + "+".join(found)})
+
+
+def _declared_frames(raw: bytes) -> int | None:
+    """Frame count written in a v0.1 .pose body header. pose-format v0.1 derives the count from the
+    bytes left (the field is 16-bit), so a truncated file would otherwise load silently as a shorter clip."""
+    from pose_format.pose_header import PoseHeader
+    from pose_format.utils.reader import BufferReader, ConstStructs
+
+    reader = BufferReader(raw)
+    header = PoseHeader.read(reader)
+    if round(header.version, 3) != 0.1:
+        return None  # v0.2 stores a 32-bit count and fails by itself on short data
+    return int(reader.unpack(ConstStructs.double_ushort)[1])
 
 
 def read_openpose_frames(paths: list[Path], source: str, fps: float = 25.0, size=None) -> PoseSequence:

@@ -1,0 +1,112 @@
+"""The manifest-driven dataset: temporal sampling, augmentation, the cache, adapters."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import shared, write_holistic_npz
+from signbest.data import SignDataset, mirror_clip, preprocess, read_manifest, sample_frames
+from signbest.data import cache as cache_mod
+from signbest.data.adapters import slr500, wlasl
+
+
+def test_sample_frames_window():
+    rng = np.random.default_rng(0)
+    centre = sample_frames(100, 32, train=False)
+    assert len(centre) == 32 and (np.diff(centre) == 3).all()
+    assert centre[0] == (100 - (31 * 3 + 1)) // 2
+    starts = {int(sample_frames(100, 32, True, rng)[0]) for _ in range(50)}
+    assert len(starts) > 1 and min(starts) >= 0 and max(starts) <= 100 - 94
+    np.testing.assert_array_equal(sample_frames(10, 32, True, rng), np.arange(10))
+
+
+def test_items_are_padded_with_a_frame_mask(synth_dir):
+    ds = SignDataset(synth_dir / "manifest.csv", split="train", num_frames=64)
+    item = ds[0]
+    n = len(ds.clip_arrays(0)["body"])
+    assert item["body"].shape == (64, 7, 2) and item["left"].shape == (64, 21, 2)
+    assert item["frame_mask"].sum() == min(n, 64)
+    assert not item["left_mask"][~item["frame_mask"]].any()
+    assert int(item["label"]) == ds.clips[0].label
+
+
+def test_test_items_are_deterministic_and_train_items_vary(synth_dir):
+    test = SignDataset(synth_dir / "manifest.csv", split="test", num_frames=16)
+    a, b = test[1], test[1]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    train = SignDataset(synth_dir / "manifest.csv", split="train", num_frames=16, train=True, seed=1)
+    assert not np.array_equal(train[1]["body"], train[1]["body"])
+
+
+def test_augmentation_leaves_masked_joints_at_zero(synth_dir):
+    ds = SignDataset(synth_dir / "manifest.csv", split="train", train=True)
+    for i in range(len(ds)):
+        item = ds[i]
+        for p in ("body", "left", "right"):
+            assert (item[p][~item[f"{p}_mask"]] == 0).all()
+
+
+def test_mirror_clip_is_an_involution(synth_dir):
+    ds = SignDataset(synth_dir / "manifest.csv")
+    clip = ds.clip_arrays(0)
+    twice = mirror_clip(mirror_clip(clip))
+    for k in clip:
+        np.testing.assert_allclose(twice[k], clip[k], atol=1e-6)
+    once = mirror_clip(clip)
+    np.testing.assert_array_equal(once["left"], clip["right"])
+
+
+def test_splits_and_signers(synth_dir):
+    m = read_manifest(synth_dir)
+    splits = {s: {c.signer for c in m.clips if c.split == s} for s in ("train", "val", "test")}
+    assert splits["test"] == {"signer03"} and splits["val"] == {"signer02"}
+    assert not splits["train"] & (splits["val"] | splits["test"])
+
+
+def test_second_load_comes_from_the_cache(synth_dir, monkeypatch):
+    m = read_manifest(synth_dir)
+    first = preprocess(m, progress=False)
+
+    def boom(*a, **k):
+        raise AssertionError("pose files were read again")
+
+    monkeypatch.setattr(cache_mod, "read_pose", boom)
+    second = preprocess(m, progress=False)
+    assert second.clip_ids == first.clip_ids
+    for k in first.arrays:
+        np.testing.assert_array_equal(first.arrays[k], second.arrays[k])
+
+
+def test_cache_is_rebuilt_when_a_file_changes(tmp_path):
+    write_holistic_npz(tmp_path / "a.npz", t=10)
+    (tmp_path / "manifest.csv").write_text("clip_id,pose_file,gloss,label,split,signer\na,a.npz,hello,0,train,1\n")
+    assert preprocess(read_manifest(tmp_path), progress=False).lengths().tolist() == [10]
+    write_holistic_npz(tmp_path / "a.npz", t=12)
+    assert preprocess(read_manifest(tmp_path), progress=False).lengths().tolist() == [12]
+
+
+def test_wlasl_adapter_builds_a_manifest(tmp_path):
+    split_file = shared("metadata", "wlasl_metadata", "splits", "asl100.json")
+    doc = json.loads(split_file.read_text())
+    ids = [doc[0]["instances"][0]["video_id"], doc[1]["instances"][0]["video_id"]]
+    for i, vid in enumerate(ids):
+        write_holistic_npz(tmp_path / f"{vid}.npz", seed=i)
+    clips, missing = wlasl(split_file, tmp_path)
+    assert [c.clip_id for c in clips] == ids and [c.label for c in clips] == [0, 1]
+    assert clips[0].gloss == doc[0]["gloss"] and len(missing) == sum(len(e["instances"]) for e in doc) - 2
+
+
+def test_slr500_adapter_reads_label_and_signer(tmp_path):
+    split_file = shared("metadata", "csl_metadata", "split.train.csv")
+    (tmp_path / "000").mkdir()
+    write_holistic_npz(tmp_path / "000" / "P09_01_00_3._color.npz")
+    clips, _ = slr500([split_file], tmp_path)
+    assert len(clips) == 1 and clips[0].label == 0 and clips[0].signer == "P09" and clips[0].split == "train"
+
+
+def test_real_wlasl100_manifest_loads():
+    ds = SignDataset(shared("wlasl100", "metadata.csv"), split="val", progress=False)
+    assert len(ds) == 338 and ds.num_classes == 100
+    assert ds.data.failures == {}
