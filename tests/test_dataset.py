@@ -37,7 +37,10 @@ def test_test_items_are_deterministic_and_train_items_vary(synth_dir):
     a, b = test[1], test[1]
     assert all(np.array_equal(a[k], b[k]) for k in a)
     train = SignDataset(synth_dir / "manifest.csv", split="train", num_frames=16, train=True, seed=1)
-    assert not np.array_equal(train[1]["body"], train[1]["body"])
+    first = train[1]["body"]
+    assert np.array_equal(first, train[1]["body"])  # same (seed, epoch, index): same item
+    train.set_epoch(1)
+    assert not np.array_equal(first, train[1]["body"])  # a new epoch draws new windows and perturbations
 
 
 def test_augmentation_leaves_masked_joints_at_zero(synth_dir):

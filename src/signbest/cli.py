@@ -54,6 +54,62 @@ def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500
     typer.echo(f"wrote {out}: {len(clips)} clips; {len(missing)} listed clips have no pose file in {pose_dir}")
 
 
+Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
+
+
+@app.command("train-tokenizer")
+def train_tokenizer_cmd(config: Annotated[str, typer.Option(help="shipped config name (paper, small, tiny, ...) or JSON path")],
+                        data: Annotated[list[Path], typer.Option(help="dataset manifest (repeat to pool datasets)")],
+                        out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
+                        set_: Overrides = None) -> None:
+    """Train the pose tokenizer (coupled d-VAE, separate VQ or K-Means, per config) on the train split."""
+    from .config import load_config
+    from .train.tokenizer import train_tokenizer
+
+    result = train_tokenizer(load_config(config, set_), data, out)
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def tokenize(tokenizer: Annotated[Path, typer.Option(help="trained tokenizer folder")],
+             data: Annotated[Path, typer.Option(help="dataset manifest")],
+             out: Annotated[Optional[Path], typer.Option(help="output .npz (default: <tokenizer>/tokens-<data>.npz)")] = None,
+             split: Annotated[str, typer.Option(help="split to tokenize, or 'all'")] = "all") -> None:
+    """Write the (left, right, body) token ids of every frame of every clip."""
+    from .train.tokenize import tokenize_dataset
+
+    path = tokenize_dataset(tokenizer, data, out, split)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("show-tokens")
+def show_tokens_cmd(tokenizer: Annotated[Path, typer.Option(help="trained tokenizer folder")],
+                    data: Annotated[Path, typer.Option(help="dataset manifest")],
+                    out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write")] = Path("tokens.png"),
+                    codes: Annotated[int, typer.Option(help="codes per part to draw")] = 6,
+                    members: Annotated[int, typer.Option(help="member frames per code")] = 6,
+                    split: Annotated[str, typer.Option(help="split to draw from")] = "all") -> None:
+    """Draw member frames of the most used codes (paper figure 2)."""
+    from .train.tokenize import show_dataset_tokens
+
+    typer.echo(f"wrote {show_dataset_tokens(tokenizer, data, out, codes, members, split)}")
+
+
+@app.command()
+def pretrain(config: Annotated[str, typer.Option(help="shipped config name or JSON path")],
+             data: Annotated[list[Path], typer.Option(help="dataset manifest; repeat to pool the train splits")],
+             out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
+             tokenizer: Annotated[Optional[Path], typer.Option(help="trained tokenizer folder (token objective)")] = None,
+             set_: Overrides = None) -> None:
+    """Pre-train the BEST encoder with masked unit modelling. Under torchrun, one process per device."""
+    from .config import load_config
+    from .train.pretrain import pretrain as run
+
+    result = run(load_config(config, set_), data, tokenizer, out)
+    if result:
+        typer.echo(json.dumps(result, indent=2))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from .pose import PoseError

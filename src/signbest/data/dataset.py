@@ -73,7 +73,7 @@ class SignDataset(Dataset):
     def __init__(self, manifest: Manifest | str, split: str | None = None, num_frames: int = 32,
                  train: bool = False, augment: AugmentConfig | None = None, seed: int = 0,
                  normalize_cfg: NormalizeConfig | None = None, data: PreprocessedSet | None = None,
-                 progress: bool = True):
+                 progress: bool = True, noise_dim: int = 0):
         full = read_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
         self.data = data if data is not None else preprocess(full, normalize_cfg, progress=progress)
         if self.data.failures:
@@ -87,7 +87,7 @@ class SignDataset(Dataset):
         self.glosses = full.glosses
         self.num_frames, self.train = num_frames, train
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
         if not self.clips:
             raise ValueError(f"{full.path}: split '{split}' has no readable clip")
 
@@ -102,8 +102,9 @@ class SignDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def reseed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+    def set_epoch(self, epoch: int) -> None:
+        """Random choices of item i depend only on (seed, epoch, i): any process, batch or resume agrees."""
+        self.epoch = epoch
 
     def clip_arrays(self, i: int) -> dict[str, np.ndarray]:
         """The whole normalised clip i, before sampling and augmentation."""
@@ -111,14 +112,18 @@ class SignDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         full = self.clip_arrays(i)
-        idx = sample_frames(len(full["body"]), self.num_frames, self.train, self.rng)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng)
         item = {k: v[idx] for k, v in full.items()}
         if self.train and self.augment is not None:
-            if self.rng.random() < self.augment.swap_hands:
+            if rng.random() < self.augment.swap_hands:
                 item = mirror_clip(item)
             for part in ("body", "left", "right"):
-                item[part] = perturb(item[part], item[f"{part}_mask"], self.augment, self.rng)
-        return pad_item(item, self.num_frames, self.clips[i].label, i)
+                item[part] = perturb(item[part], item[f"{part}_mask"], self.augment, rng)
+        out = pad_item(item, self.num_frames, self.clips[i].label, i)
+        if self.noise_dim:  # random numbers for masking, tied to this item like the augmentation
+            out["noise"] = torch.from_numpy(rng.random((self.num_frames, self.noise_dim), dtype=np.float32))
+        return out
 
 
 def pad_item(item: dict[str, np.ndarray], num_frames: int, label: int, index: int) -> dict[str, torch.Tensor]:

@@ -36,7 +36,7 @@ class TokenizerConfig:
     epochs: int = 30  # upper bound; time_budget_s may stop earlier
     time_budget_s: float = 0.0  # stop after this many seconds of training (0 = no limit)
     batch_size: int = 1024  # frames per step
-    revive_every: int = 100  # steps between dead-code revivals (0 = never)
+    revive_every: int = 20  # steps between dead-code revivals (0 = never)
     kmeans_iters: int = 25  # Lloyd iterations for the kmeans kind
     seed: int = 0
 

@@ -1,0 +1,102 @@
+"""Per-frame graph convolution pose embedding (after Cai et al., ICCV 2019), one network per part type.
+
+Each frame's part is a graph: joints linked by bones plus "symmetry" links between corresponding joints
+of neighbouring fingers (hand) or of the two arms (body). Neighbours are split into four partitions
+(root = self, closer to / further from the root joint, symmetric), each with its own weights. Three
+graph convolutions on joints (128, 128, 256), max-pooling of joints into parts (hand: palm + 5 fingers;
+body: head, left arm, right arm), two graph convolutions on that coarse graph (-> 512), max-pooling
+over parts, then Linear + LayerNorm + ReLU + dropout.
+
+Deviation from the authors' later code, on purpose: LayerNorm instead of BatchNorm, so that padding
+frames and per-GPU batch size never change a frame's embedding (train, test and torchrun agree).
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+import torch.nn as nn
+
+HAND_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+              (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
+HAND_SYMMETRY = [(1 + 4 * f + k, 5 + 4 * f + k) for f in range(4) for k in range(4)]  # neighbouring fingers
+HAND_GROUPS = [[0, 1, 5, 9, 13, 17], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]]
+HAND_POOLED_BONES = [(0, k) for k in range(1, 6)]
+HAND_POOLED_SYMMETRY = [(k, k + 1) for k in range(1, 5)]
+
+BODY_BONES = [(0, 1), (0, 4), (1, 2), (2, 3), (4, 5), (5, 6), (1, 4)]
+BODY_SYMMETRY = [(1, 4), (2, 5), (3, 6)]
+BODY_GROUPS = [[0], [1, 2, 3], [4, 5, 6]]
+BODY_POOLED_BONES = [(0, 1), (0, 2)]
+BODY_POOLED_SYMMETRY = [(1, 2)]
+
+
+def partition_adjacency(n: int, bones: list[tuple[int, int]], symmetry: list[tuple[int, int]], root: int = 0) -> torch.Tensor:
+    """(4, n, n) row-normalised adjacency: self, closer-to-root, further-from-root, symmetric neighbours."""
+    nbrs: dict[int, list[int]] = {i: [] for i in range(n)}
+    for a, b in bones:
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    depth = {root: 0}
+    queue = deque([root])
+    while queue:
+        u = queue.popleft()
+        for v in nbrs[u]:
+            if v not in depth:
+                depth[v] = depth[u] + 1
+                queue.append(v)
+    a = torch.zeros(4, n, n)
+    a[0] = torch.eye(n)
+    for i in range(n):
+        for j in nbrs[i]:
+            a[1 if depth[j] < depth[i] else 2, i, j] = 1.0
+    for i, j in symmetry:
+        a[3, i, j] = a[3, j, i] = 1.0
+    deg = a.sum(-1, keepdim=True).clamp(min=1)
+    return a / deg
+
+
+class GraphConv(nn.Module):
+    """x (N, J, C) -> (N, J, C_out): sum over partitions k of A_k x W_k, then LayerNorm and ReLU."""
+
+    def __init__(self, adjacency: torch.Tensor, c_in: int, c_out: int):
+        super().__init__()
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.linear = nn.Linear(adjacency.shape[0] * c_in, c_out)
+        self.norm = nn.LayerNorm(c_out)
+        self.residual = nn.Linear(c_in, c_out) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, j, _ = x.shape
+        ax = torch.einsum("kij,njc->nikc", self.adjacency.to(x.dtype), x).reshape(n, j, -1)  # (N, J, K*C)
+        return torch.relu(self.norm(self.linear(ax) + self.residual(x)))
+
+
+class PartGCN(nn.Module):
+    """One part's frames (N, J, 3: x, y, valid) -> (N, out_dim) embeddings."""
+
+    def __init__(self, part: str, out_dim: int = 512, widths: tuple[int, ...] = (128, 128, 256),
+                 pooled_widths: tuple[int, ...] = (256, 512), dropout: float = 0.25):
+        super().__init__()
+        if part == "hand":
+            n, bones, sym, groups, pb, ps = 21, HAND_BONES, HAND_SYMMETRY, HAND_GROUPS, HAND_POOLED_BONES, HAND_POOLED_SYMMETRY
+        else:
+            n, bones, sym, groups, pb, ps = 7, BODY_BONES, BODY_SYMMETRY, BODY_GROUPS, BODY_POOLED_BONES, BODY_POOLED_SYMMETRY
+        adj = partition_adjacency(n, bones, sym)
+        pooled_adj = partition_adjacency(len(groups), pb, ps)
+        self.groups = [list(g) for g in groups]
+        chans = (3,) + tuple(widths)
+        self.joint_layers = nn.ModuleList(GraphConv(adj, a, b) for a, b in zip(chans[:-1], chans[1:]))
+        chans = (widths[-1],) + tuple(pooled_widths)
+        self.part_layers = nn.ModuleList(GraphConv(pooled_adj, a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.out = nn.Sequential(nn.Linear(pooled_widths[-1], out_dim), nn.LayerNorm(out_dim), nn.ReLU(),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([x[..., :2] - 0.5, x[..., 2:]], -1)  # centre the [0, 1] coordinates
+        for layer in self.joint_layers:
+            x = layer(x)  # (N, J, C)
+        x = torch.stack([x[:, g].amax(1) for g in self.groups], 1)  # max-pool joints into groups: (N, G, C)
+        for layer in self.part_layers:
+            x = layer(x)
+        return self.out(x.amax(1))  # (N, out_dim)

@@ -1,0 +1,103 @@
+"""Masking for pre-training, as vectorised callables driven by per-sample noise.
+
+The noise comes with each dataset item (uniform numbers drawn from a generator seeded by seed, epoch
+and clip index), so a clip is masked the same way whichever process or batch it lands in: runs are
+reproducible, resumable, and a torchrun run matches a single process.
+
+Part order everywhere: 0 = left hand, 1 = right hand, 2 = body. Masks: True = masked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NOISE_DIM = 4 + 49 + 1  # frame choice, 3 part draws, 49 joint draws, 1 mode draw
+
+
+@dataclass
+class MaskingConfig:
+    strategy: str = "mum"  # mum (paper) | random (SignBERT's R-Mask on the raw joints) | none
+    alpha: float = 0.5  # fraction of a clip's valid frames chosen for masking
+    part_prob: float = 0.5  # MUM: each part of a chosen frame is masked with this probability
+    parts: str = "both"  # both | hand | body: which parts may be masked (table 7)
+    joint_prob: float = 0.5  # R-Mask: share of a chosen frame's joints dropped in joint masking
+    clip_prob: float = 1 / 3  # R-Mask: chance that a clip masks one contiguous run instead of scattered frames
+
+    def __post_init__(self):
+        if self.strategy not in ("mum", "random", "none"):
+            raise ValueError(f"masking strategy must be mum, random or none, got '{self.strategy}'")
+        if self.parts not in ("both", "hand", "body"):
+            raise ValueError(f"masking parts must be both, hand or body, got '{self.parts}'")
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"masking alpha must be in (0, 1], got {self.alpha}")
+
+
+def _allowed(parts: str, device) -> torch.Tensor:
+    return torch.tensor({"both": [1, 1, 1], "hand": [1, 1, 0], "body": [0, 0, 1]}[parts], dtype=torch.bool, device=device)
+
+
+def choose_frames(frame_mask: torch.Tensor, score: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(B, T) bool: the round(alpha * n_valid) valid frames with the lowest scores, per clip."""
+    score = torch.where(frame_mask, score, torch.full_like(score, 2.0))
+    rank = score.argsort(1).argsort(1)
+    k = (alpha * frame_mask.sum(1, keepdim=True)).round().clamp(min=1)
+    return (rank < k) & frame_mask
+
+
+class MUMMasking:
+    """Masked unit modelling (paper 3.3): choose alpha*T frames; in each, mask each allowed part with
+    probability part_prob, and at least one of them, giving hand-only, body-only and hand-body cases."""
+
+    def __init__(self, cfg: MaskingConfig):
+        self.cfg = cfg
+
+    def __repr__(self) -> str:
+        return f"MUMMasking(alpha={self.cfg.alpha}, part_prob={self.cfg.part_prob}, parts={self.cfg.parts})"
+
+    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """frame_mask (B, T), noise (B, T, NOISE_DIM) -> part mask (B, T, 3)."""
+        chosen = choose_frames(frame_mask, noise[..., 0], self.cfg.alpha)
+        allowed = _allowed(self.cfg.parts, noise.device)
+        draws = noise[..., 1:4]
+        parts = (draws < self.cfg.part_prob) & allowed
+        # Frames whose draws masked nothing mask their allowed part with the lowest draw instead.
+        fallback = torch.where(allowed, draws, torch.full_like(draws, 2.0)).argmin(-1)
+        none = ~parts.any(-1, keepdim=True)
+        parts = parts | (none & torch.nn.functional.one_hot(fallback, 3).bool())
+        return chosen[..., None] & parts
+
+
+class RandomMasking:
+    """SignBERT-style R-Mask on the raw input: in chosen frames drop some joints (joint masking) or all
+    joints (frame masking); with probability clip_prob the chosen frames form one contiguous clip.
+    Returns the dropped joints (B, T, 49) and the parts they touch (B, T, 3), where losses apply."""
+
+    def __init__(self, cfg: MaskingConfig):
+        self.cfg = cfg
+
+    def __repr__(self) -> str:
+        return f"RandomMasking(alpha={self.cfg.alpha}, joint_prob={self.cfg.joint_prob}, clip_prob={self.cfg.clip_prob})"
+
+    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = frame_mask.shape
+        scattered = choose_frames(frame_mask, noise[..., 0], self.cfg.alpha)
+        n = frame_mask.sum(1, keepdim=True)
+        k = (self.cfg.alpha * n).round().clamp(min=1)
+        start = (noise[:, :1, -1] * (n - k + 1).clamp(min=1)).floor()
+        pos = torch.arange(t, device=noise.device)[None]
+        clip = (pos >= start) & (pos < start + k) & frame_mask
+        use_clip = noise[:, 1:2, -1] < self.cfg.clip_prob
+        chosen = torch.where(use_clip, clip, scattered)
+        whole_frame = noise[..., 1] < 0.5  # frame masking, else joint masking
+        joints = noise[..., 4:53] < self.cfg.joint_prob
+        allowed = _allowed(self.cfg.parts, noise.device)
+        joint_part = torch.cat([torch.zeros(21, dtype=torch.long), torch.ones(21, dtype=torch.long),
+                                torch.full((7,), 2, dtype=torch.long)]).to(noise.device)
+        drop = chosen[..., None] & (whole_frame[..., None] | joints) & allowed[joint_part]
+        parts = torch.stack([drop[..., joint_part == p].any(-1) for p in range(3)], -1)
+        return drop, parts
+
+
+def build_masking(cfg: MaskingConfig):
+    return {"mum": MUMMasking, "random": RandomMasking}.get(cfg.strategy, lambda c: None)(cfg)
