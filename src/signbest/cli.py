@@ -110,6 +110,65 @@ def pretrain(config: Annotated[str, typer.Option(help="shipped config name or JS
         typer.echo(json.dumps(result, indent=2))
 
 
+@app.command()
+def finetune(config: Annotated[str, typer.Option(help="shipped config name or JSON path")],
+             data: Annotated[Path, typer.Option(help="dataset manifest with train and val splits")],
+             out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
+             pretrained: Annotated[Optional[Path], typer.Option(help="pre-trained folder; leave out to train from scratch")] = None,
+             set_: Overrides = None) -> None:
+    """Fine-tune for isolated sign recognition; the best epoch on val is kept in OUT/best."""
+    from .config import load_config
+    from .train.finetune import finetune as run
+
+    typer.echo(json.dumps(run(load_config(config, set_), data, out, pretrained), indent=2))
+
+
+@app.command()
+def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+             data: Annotated[Path, typer.Option(help="dataset manifest")],
+             split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
+             out: Annotated[Optional[Path], typer.Option(help="report folder (default CHECKPOINT/eval-SPLIT)")] = None,
+             windows: Annotated[int, typer.Option(help="temporal windows averaged per clip (multi-window test)")] = 1,
+             fuse: Annotated[Optional[Path], typer.Option(help="other model's class scores (.csv or .npz keyed by clip id)")] = None,
+             fuse_weight: Annotated[float, typer.Option(help="weight of the fused scores")] = 1.0,
+             fuse_kind: Annotated[str, typer.Option(help="the fused scores are 'logits' or 'probs'")] = "logits") -> None:
+    """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table."""
+    from .eval.evaluate import evaluate as run
+
+    res = run(checkpoint, data, split, out, windows, fuse, fuse_weight, fuse_kind)
+    for name in ("pose", "fused"):
+        if name in res:
+            m = res[name]
+            typer.echo(f"{name:>6}: per-instance top-1 {m['per_instance_top1']:.2f} top-5 {m['per_instance_top5']:.2f} | "
+                       f"per-class top-1 {m['per_class_top1']:.2f} top-5 {m['per_class_top5']:.2f} ({m['clips']} clips)")
+
+
+@app.command()
+def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+            files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
+            csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
+            top: Annotated[int, typer.Option(help="how many glosses to show")] = 5) -> None:
+    """Top glosses with probabilities for new clips; a folder argument writes a CSV."""
+    from .eval.evaluate import predict as run
+
+    results = run(checkpoint, files, top)
+    if csv_out is None and any(f.is_dir() for f in files):
+        csv_out = Path("predictions.csv")
+    for r in results:
+        if "error" in r:
+            typer.echo(f"{r['file']}: error: {r['error']}", err=True)
+        else:
+            typer.echo(f"{r['file']}: " + ", ".join(f"{g} {100 * p:.1f}%" for g, p in r["top"]))
+    if csv_out:
+        import csv as _csv
+        with open(csv_out, "w", newline="") as f:
+            w = _csv.writer(f)
+            w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")])
+            for r in results:
+                w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
+        typer.echo(f"wrote {csv_out}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from .pose import PoseError

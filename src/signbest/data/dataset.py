@@ -17,17 +17,18 @@ log = logging.getLogger(__name__)
 BODY_MIRROR = [0, 4, 5, 6, 1, 2, 3]
 
 
-def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Generator | None = None,
+                  offset: float = 0.5) -> np.ndarray:
     """Indices of a window of `num_frames` frames, strided so the window spans the whole clip.
 
     Training takes a random window start (and so a random phase of the stride); testing takes the
-    centred one. Clips shorter than `num_frames` return all their frames (the caller pads).
+    one at `offset` (0 = first, 0.5 = centred, 1 = last; multi-window testing varies it). Clips shorter than `num_frames` return all their frames (the caller pads).
     """
     if length <= num_frames:
         return np.arange(length)
     stride = length // num_frames
     span = (num_frames - 1) * stride + 1
-    start = int(rng.integers(0, length - span + 1)) if train else (length - span) // 2
+    start = int(rng.integers(0, length - span + 1)) if train else int((length - span) * offset)
     return start + stride * np.arange(num_frames)
 
 
@@ -88,6 +89,7 @@ class SignDataset(Dataset):
         self.num_frames, self.train = num_frames, train
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
+        self.window = 0.5  # test-time window position, see sample_frames
         if not self.clips:
             raise ValueError(f"{full.path}: split '{split}' has no readable clip")
 
@@ -113,7 +115,7 @@ class SignDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         full = self.clip_arrays(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng)
+        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window)
         item = {k: v[idx] for k, v in full.items()}
         if self.train and self.augment is not None:
             if rng.random() < self.augment.swap_hands:
