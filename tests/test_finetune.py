@@ -1,0 +1,83 @@
+"""Fine-tuning: encoder loading checks the head keys, a tiny run beats chance, batch == single prediction."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from signbest.config import load_config, section
+from signbest.eval.evaluate import evaluate, predict
+from signbest.models.best import BESTPretrainer, ModelConfig
+from signbest.models.classifier import HeadConfig, SignClassifier
+from signbest.pose import PoseError
+from signbest.train.finetune import finetune
+
+
+@pytest.fixture(scope="module")
+def finetuned(synth_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ft")
+    cfg = load_config("tiny", ["finetune.epochs=12", "finetune.lr=3e-3"])
+    result = finetune(cfg, synth_dir / "manifest.csv", out, progress=False)
+    return out, result
+
+
+@pytest.mark.parametrize("head", ["attention", "mlp"])
+def test_loading_a_pretrained_encoder_leaves_exactly_the_head_missing(head):
+    mcfg = section(load_config("tiny"), "model", ModelConfig)
+    pre = BESTPretrainer(mcfg)
+    clf = SignClassifier(mcfg, 5, HeadConfig(head))
+    clf.load_pretrained_encoder(pre.state_dict())
+    for k, v in pre.encoder.state_dict().items():
+        torch.testing.assert_close(clf.encoder.state_dict()[k], v)
+    assert clf.head_keys() and all(not k.startswith("encoder.") for k in clf.head_keys())
+    other = BESTPretrainer(section(load_config("tiny", ["model.part_dim=16"]), "model", ModelConfig))
+    with pytest.raises(RuntimeError):
+        clf.load_pretrained_encoder(other.state_dict())  # shapes differ
+    broken = {k: v for k, v in pre.state_dict().items() if "blocks.layers.0.linear1" not in k}
+    with pytest.raises(ValueError, match="missing keys"):
+        clf.load_pretrained_encoder(broken)
+
+
+def test_tiny_finetune_beats_chance_by_a_wide_margin(synth_dir, finetuned):
+    out, result = finetuned
+    chance = 100 / 6
+    assert result["best_val_per_instance_top1"] > 2.5 * chance
+    cfg = json.loads((out / "best" / "config.json").read_text())
+    assert len(cfg["glosses"]) == 6 and cfg["selected_epoch"] >= 1
+    rows = (out / "finetune_metrics.csv").read_text().splitlines()
+    assert len(rows) == 13 and (out / "finetune_metrics.png").exists()
+
+
+def test_evaluate_writes_reports(synth_dir, finetuned, tmp_path):
+    out, _ = finetuned
+    res = evaluate(out, synth_dir / "manifest.csv", "test", tmp_path / "eval", windows=2)
+    assert 0 <= res["pose"]["per_class_top1"] <= 100 and res["pose"]["clips"] > 0
+    for name in ("results.json", "results.md", "per_class.csv", "confusion.png"):
+        assert (tmp_path / "eval" / name).exists()
+    assert "P-I Top-1" in (tmp_path / "eval" / "results.md").read_text()
+
+
+def test_batch_and_single_predictions_agree(synth_dir, finetuned):
+    out, _ = finetuned
+    files = sorted((synth_dir / "poses").glob("*.npz"))[:5]
+    batch = predict(out, files)
+    single = [predict(out, [f])[0] for f in files]
+    for b, s in zip(batch, single):
+        assert [g for g, _ in b["top"]] == [g for g, _ in s["top"]]
+        np.testing.assert_allclose([p for _, p in b["top"]], [p for _, p in s["top"]], rtol=1e-4, atol=1e-6)
+    assert all(isinstance(g, str) and not g.isdigit() for g, _ in batch[0]["top"])  # words, not indices
+
+
+def test_predict_reports_unreadable_files_and_refuses_video(synth_dir, finetuned, tmp_path):
+    out, _ = finetuned
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"junk")
+    good = sorted((synth_dir / "poses").glob("*.npz"))[0]
+    mixed = predict(out, [good, bad])
+    assert "top" in mixed[0] and "bad.npz" in mixed[1]["error"]
+    with pytest.raises(PoseError, match="bad.npz"):
+        predict(out, [bad])
+    with pytest.raises(ValueError, match="signbest\\[video\\]"):
+        predict(out, [tmp_path / "clip.mp4"])
