@@ -80,11 +80,20 @@ class BESTEncoder(nn.Module):
             masks = [m & ~d for m, d in zip(masks, joint_drop.split([21, 21, 7], -1))]
         feats = [part_input(batch[p].reshape(b * t, -1, 2).float(), m.reshape(b * t, -1)).reshape(b * t, -1, 3)
                  for p, m in zip(PART_NAMES, masks)]
-        hands = self.hand_gcn(torch.cat(feats[:2]))  # one network for both hands: (2*B*T, Dp)
-        emb = torch.stack([*hands.chunk(2), self.body_gcn(feats[2])], 1).reshape(b, t, 3, -1)
         valid = torch.stack([m.any(-1) for m in masks], -1)  # (B, T, 3)
-        emb = torch.where(valid[..., None], emb, self.missing_token.to(emb.dtype))
-        return emb, valid
+        flat_valid = valid.reshape(b * t, 3)
+        # The GCNs run only on parts that are present: missing hands (half of them on WLASL) and padding
+        # frames get the missing token instead, so computing them would be wasted work.
+        emb = self.missing_token.expand(b * t, 3, -1).clone()
+        hand_in = torch.cat([feats[0][flat_valid[:, 0]], feats[1][flat_valid[:, 1]]])
+        hand_out = self.hand_gcn(hand_in)  # one network for both hands
+        n_left = int(flat_valid[:, 0].sum())
+        emb = emb.to(hand_out.dtype)
+        emb[flat_valid[:, 0], 0] = hand_out[:n_left]
+        emb[flat_valid[:, 1], 1] = hand_out[n_left:]
+        body_out = self.body_gcn(feats[2][flat_valid[:, 2]])
+        emb[flat_valid[:, 2], 2] = body_out.to(emb.dtype)
+        return emb.reshape(b, t, 3, -1), valid
 
     def forward(self, batch: dict, part_mask: torch.Tensor | None = None,
                 joint_drop: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,101 @@
+"""Pre-training throughput: sequences/s, peak memory and model FLOPs utilisation (MFU).
+
+MFU = (model FLOPs per step, counted by torch's FlopCounterMode for forward + backward) x steps/s,
+divided by a matrix-multiply peak measured on the same machine in the same run (same dtype).
+Usage: python bench/pretrain_throughput.py [--config paper] [--batch 32] [--frames 32] [--steps 10] [--fp32]
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from signbest.config import load_config, section
+from signbest.models.best import BESTPretrainer, ModelConfig
+from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
+from signbest.train.common import autocast, bf16_supported
+from signbest.train.engine import make_adam
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: int = 20) -> float:
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def fake_batch(b: int, t: int, cfg: ModelConfig, device) -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(0)
+    batch = {"body": torch.rand(b, t, 7, 2, generator=g), "left": torch.rand(b, t, 21, 2, generator=g),
+             "right": torch.rand(b, t, 21, 2, generator=g), "body_mask": torch.ones(b, t, 7, dtype=torch.bool),
+             "left_mask": torch.rand(b, t, 1, generator=g).expand(b, t, 21) > 0.3,
+             "right_mask": torch.ones(b, t, 21, dtype=torch.bool), "frame_mask": torch.ones(b, t, dtype=torch.bool),
+             "noise": torch.rand(b, t, NOISE_DIM, generator=g)}
+    targets = {p: torch.randint(0, n, (b, t), generator=g) for p, n in
+               (("left", cfg.hand_codes), ("right", cfg.hand_codes), ("body", cfg.body_codes))}
+    return {k: v.to(device) for k, v in batch.items()}, {k: v.to(device) for k, v in targets.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="paper")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--fp32", action="store_true", help="disable bf16 autocast")
+    args = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = section(load_config(args.config), "model", ModelConfig)
+    model = BESTPretrainer(cfg).to(device)
+    opt = make_adam(model.parameters(), 1e-4, 0.01, device)
+    masking = MUMMasking(MaskingConfig())
+    batch, targets = fake_batch(args.batch, args.frames, cfg, device)
+    use_bf16 = not args.fp32 and bf16_supported(device)
+
+    def step():
+        with autocast(device, use_bf16):
+            loss, _, _ = model(batch, targets, masking(batch["frame_mask"], batch["noise"]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    flops = fc.get_total_flops()
+    for _ in range(2):
+        step()
+    sync(device)
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    med = sorted(times)[len(times) // 2]
+    peak = matmul_peak(torch.bfloat16 if use_bf16 else torch.float32, device)
+    mem = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f"device {device} ({torch.get_num_threads()} threads), config {args.config} ({params:.1f}M params), "
+          f"batch {args.batch} x {args.frames} frames, {'bf16 autocast' if use_bf16 else 'fp32'}")
+    print(f"step median {1000 * med:.1f} ms -> {args.batch / med:.1f} sequences/s")
+    print(f"model FLOPs/step {flops / 1e9:.1f} GFLOP -> {flops / med / 1e9:.1f} GFLOP/s; "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s -> MFU {100 * flops / med / peak:.1f}%")
+    print(f"peak memory {mem:.2f} GiB ({'GPU allocated' if device.type == 'cuda' else 'process max RSS'})")
+
+
+if __name__ == "__main__":
+    main()
