@@ -113,3 +113,16 @@ def test_real_wlasl100_manifest_loads():
     ds = SignDataset(shared("wlasl100", "metadata.csv"), split="val", progress=False)
     assert len(ds) == 338 and ds.num_classes == 100
     assert ds.data.failures == {}
+
+
+def test_signer_split_keeps_signers_apart(synth_dir):
+    from signbest.data.resplit import split_by_signer
+
+    m = read_manifest(synth_dir)
+    clips, summary = split_by_signer(m, 0.25, seed=1)
+    train = {c.signer for c in clips if c.split == "train"}
+    val = {c.signer for c in clips if c.split == "val"}
+    assert train and val and not train & val
+    assert summary["val"] >= 0.25 * len([c for c in m.clips if c.split in ("train", "val")])
+    again, _ = split_by_signer(m, 0.25, seed=1)
+    assert [c.split for c in again] == [c.split for c in clips]  # seeded

@@ -54,6 +54,20 @@ def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500
     typer.echo(f"wrote {out}: {len(clips)} clips; {len(missing)} listed clips have no pose file in {pose_dir}")
 
 
+@app.command()
+def resplit(data: Annotated[Path, typer.Argument(help="dataset manifest")],
+            out: Annotated[Path, typer.Option("-o", "--out", help="manifest CSV to write")],
+            val_fraction: Annotated[float, typer.Option(help="share of clips whose signers go to val")] = 0.2,
+            seed: Annotated[int, typer.Option(help="random seed for the signer shuffle")] = 0) -> None:
+    """Signer-independent re-split of train+val: no signer in both."""
+    from .data.manifest import read_manifest, write_manifest
+    from .data.resplit import split_by_signer
+
+    clips, summary = split_by_signer(read_manifest(data), val_fraction, seed)
+    write_manifest(clips, out)
+    typer.echo(f"wrote {out}: {json.dumps(summary)}")
+
+
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
 
 
@@ -167,6 +181,21 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             for r in results:
                 w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
         typer.echo(f"wrote {csv_out}")
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
+         config: Annotated[str, typer.Option(help="config for every stage")] = "demo",
+         minutes: Annotated[float, typer.Option(help="time budget for the whole run")] = 9.0,
+         kmeans: Annotated[bool, typer.Option(help="also pre-train with the K-Means tokenizer")] = False,
+         classes: Annotated[int, typer.Option(help="synthetic signs")] = 20,
+         seed: Annotated[int, typer.Option(help="random seed")] = 0) -> None:
+    """Synthetic signs -> tokenizer -> MUM pre-training -> fine-tuning with and without it -> results."""
+    from .demo import run_demo
+
+    res = run_demo(out, config, minutes * 60, classes=classes, seed=seed, kmeans=kmeans)
+    typer.echo("\nTest signer, synthetic signs:\n" + res["table"])
+    typer.echo(f"Finished in {res['wall_s']:.0f} s. Checkpoints, curves and tokens.png are in {res['out']}")
 
 
 def main() -> None:

@@ -36,8 +36,11 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict:
+def load_config(name_or_path: str | Path, overrides: list[str] | None = None, base: str | None = None) -> dict:
+    """`base` replaces the config's own base (e.g. run a paper-size row at the small size)."""
     cfg = _read(name_or_path)
+    if base is not None and "base" in cfg:
+        cfg["base"] = base
     seen = {str(name_or_path)}
     while "base" in cfg:
         base = cfg.pop("base")

@@ -53,7 +53,7 @@ def show_tokens(frames: dict[str, np.ndarray], ids: dict[str, np.ndarray], signe
             picked = [by_signer[s][rng.integers(len(by_signer[s]))] for s in order[:members]]
             while len(picked) < min(members, len(where)):
                 picked.append(where[rng.integers(len(where))])
-            rows.append((f"{part} code {code} ({int((pid == code).sum())} frames, {len(by_signer)} signers)",
+            rows.append((f"{part} {code}\n{int((pid == code).sum())} frames\n{len(by_signer)} signers",
                          part, picked, src))
     fig, axes = plt.subplots(len(rows), members, figsize=(1.6 * members, 1.7 * len(rows)), squeeze=False)
     for r, (label, part, picked, src) in enumerate(rows):
@@ -68,10 +68,10 @@ def show_tokens(frames: dict[str, np.ndarray], ids: dict[str, np.ndarray], signe
                 f, slot = src[w]
                 name = ("left", "right")[slot]
                 draw_part(ax, frames[name][f], frames[f"{name}_mask"][f], "hand")
-                ax.set_title(f"{name[0].upper()} s{signers[f]}", fontsize=6)
+                ax.set_title(f"{name} hand, {signers[f]}", fontsize=6)
             else:
                 draw_part(ax, frames["body"][w], frames["body_mask"][w], "body", "k")
-                ax.set_title(f"s{signers[w]}", fontsize=6)
+                ax.set_title(str(signers[w]), fontsize=6)
         axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.suptitle("Members of the most frequent codes (left hands shown mirrored, as the codebook sees them)", fontsize=8)
     fig.tight_layout()

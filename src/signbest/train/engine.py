@@ -55,12 +55,18 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
 
 
-def warmup_linear(optimizer, warmup_steps: int, total_steps: int):
-    """Linear warm-up to the base lr, then linear decay to zero (paper: pre-training schedule)."""
+def warmup_linear(optimizer, warmup_steps: int, total_steps: int, budget=None):
+    """Linear warm-up to the base lr, then linear decay to zero (paper: pre-training schedule).
+
+    With a time budget (a TimeBudget with seconds > 0), the decay follows whichever comes first, the
+    step count or the clock, so a run stopped by its budget still ends at a low learning rate."""
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / max(warmup_steps, 1)
-        return max(0.0, (total_steps - step) / max(total_steps - warmup_steps, 1))
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        if budget is not None and budget.seconds > 0:
+            progress = max(progress, budget.elapsed / budget.seconds)
+        return max(0.0, 1.0 - progress)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -136,7 +136,8 @@ def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str |
              "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "stage": "pretrain"}
     opt = make_adam(model.parameters(), pcfg.lr, pcfg.weight_decay, device)
     steps_per_epoch = num_batches(len(train_set), pcfg.batch_size)
-    sched = warmup_linear(opt, int(pcfg.warmup_epochs * steps_per_epoch), pcfg.epochs * steps_per_epoch)
+    budget = TimeBudget(pcfg.time_budget_s)
+    sched = warmup_linear(opt, int(pcfg.warmup_epochs * steps_per_epoch), pcfg.epochs * steps_per_epoch, budget)
     start_epoch, step = 0, 0
     metrics = MetricsLog(out, "pretrain_metrics", plot_keys=("loss", "val_loss", "val_acc")) if info.main else None
     if has_training_state(out):
@@ -149,7 +150,7 @@ def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str |
             metrics.truncate_after("epoch", start_epoch)
         log.info("pretrain: resuming %s after epoch %d (step %d)", out, start_epoch, step)
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if info.enabled else model
-    budget, result = TimeBudget(pcfg.time_budget_s), {}
+    result = {}
     if info.main:
         log.info("pretrain: %d clips, %d steps/epoch, %.1fM parameters, masking %r", len(train_set),
                  steps_per_epoch, sum(p.numel() for p in model.parameters()) / 1e6, masking)

@@ -1,0 +1,125 @@
+"""The paper's protocol on WLASL100 (../shared/data/wlasl100): tokenizer and pre-training on the train
+split, fine-tuning on train, model selection and reporting on val. One row per shipped config
+(configs/wlasl-*.json). Finished stages are skipped (and killed ones resumed) on a rerun.
+
+    python experiments/wlasl100.py --rows scratch best                       # paper size
+    python experiments/wlasl100.py --size small --rows kmeans vq mask-hand mask-body regression rmask
+    python experiments/wlasl100.py --size small --rows best --fractions 0.25 0.5 0.75   # table 8
+    python experiments/wlasl100.py --data runs/wlasl100-signer.csv --rows scratch best  # signer-independent
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from signbest.config import load_config
+from signbest.eval.evaluate import evaluate
+from signbest.train.checkpoint import write_json
+from signbest.train.finetune import finetune
+from signbest.train.pretrain import pretrain
+from signbest.train.tokenizer import train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = {"per_instance_top1": 77.91, "per_instance_top5": 91.47, "per_class_top1": 77.83, "per_class_top5": 92.50}
+
+
+def done(folder: Path, stage_epochs: int, metrics: str) -> bool:
+    state = folder / "state.json"
+    return state.exists() and json.loads(state.read_text())["epoch"] >= stage_epochs and (folder / metrics).exists()
+
+
+def tokenizer_ready(folder: Path, cfg: dict) -> bool:
+    if not (folder / "model.safetensors").exists():
+        return False
+    return cfg["tokenizer"]["kind"] == "kmeans" or done(folder, cfg["tokenizer"]["epochs"], "tokenizer_metrics.csv")
+
+
+def run_row(row: str, args, overrides: list[str], pretrain_data: list[str]) -> dict:
+    cfg = load_config(f"wlasl-{row.split('@')[0]}", overrides, base=args.size)
+    out = Path(args.out) / args.size / row
+    times = {}
+    pretrained = None
+    if cfg["row"]["pretrain"]:
+        tok_dir = None
+        if cfg["model"].get("objective", "token") == "token":
+            tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}"
+            t = time.monotonic()
+            if not tokenizer_ready(tok_dir, cfg):
+                train_tokenizer(cfg, [pretrain_data[0]], tok_dir, progress=not args.quiet)
+            times["tokenizer_s"] = time.monotonic() - t
+        t = time.monotonic()
+        pretrained = out / "pretrain"
+        if not done(pretrained, cfg["pretrain"]["epochs"], "pretrain_metrics.csv"):
+            pretrain(cfg, pretrain_data, tok_dir, pretrained, progress=not args.quiet)
+        times["pretrain_s"] = time.monotonic() - t
+    t = time.monotonic()
+    if not done(out / "finetune", cfg["finetune"]["epochs"], "finetune_metrics.csv"):
+        finetune(cfg, args.data, out / "finetune", pretrained, progress=not args.quiet)
+    times["finetune_s"] = time.monotonic() - t
+    res = evaluate(out / "finetune", args.data, "val", out / "eval-val")
+    return {"row": row, "label": cfg["row"]["label"], **res["pose"], **times}
+
+
+def table(results: list[dict], size: str) -> str:
+    lines = ["| row | size | P-I Top-1 | P-I Top-5 | P-C Top-1 | P-C Top-5 | stage times (min) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        t = ", ".join(f"{k[:-2]} {v / 60:.1f}" for k, v in r.items() if k.endswith("_s"))
+        lines.append(f"| {r['label']} | {size} | {r['per_instance_top1']:.2f} | {r['per_instance_top5']:.2f} | "
+                     f"{r['per_class_top1']:.2f} | {r['per_class_top5']:.2f} | {t} |")
+    lines.append(f"| paper, WLASL100 test, HRNet poses | paper | {PAPER['per_instance_top1']} | "
+                 f"{PAPER['per_instance_top5']} | {PAPER['per_class_top1']} | {PAPER['per_class_top5']} | |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_fractions(results: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((r["fraction"], r["per_instance_top1"]) for r in results if "fraction" in r)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o")
+    ax.set_xlabel("pre-training data (%)")
+    ax.set_ylabel("WLASL100 val P-I Top-1 (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "wlasl100" / "metadata.csv"))
+    ap.add_argument("--pretrain-data", nargs="*", default=[], help="more manifests whose train splits join pre-training")
+    ap.add_argument("--rows", nargs="+", default=["scratch", "best"])
+    ap.add_argument("--size", default="paper", help="base config of every row: paper or small")
+    ap.add_argument("--fractions", nargs="*", type=float, default=[], help="table 8: also pre-train on these shares")
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[], help="config overrides section.key=value")
+    ap.add_argument("--out", default="runs/wlasl100")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    pretrain_data = [args.data] + args.pretrain_data
+    results = []
+    for row in args.rows:
+        results.append(run_row(row, args, args.overrides, pretrain_data))
+        print(table(results, args.size), flush=True)
+    for f in args.fractions:
+        r = run_row(f"best@{int(f * 100)}", args, args.overrides + [f"pretrain.data_fraction={f}"], pretrain_data)
+        results.append({**r, "fraction": f, "label": f"BEST, {int(f * 100)}% of pre-training data"})
+    if args.fractions:
+        for r in results:
+            if r["row"] in ("scratch", "best"):
+                r["fraction"] = 0.0 if r["row"] == "scratch" else 1.0
+        plot_fractions(results, Path(args.out) / args.size / "data_fraction.png")
+    out = Path(args.out) / args.size
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(table(results, args.size))
+    print(table(results, args.size))
+
+
+if __name__ == "__main__":
+    main()
