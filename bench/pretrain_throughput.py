@@ -15,7 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
-from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
+from bench_common import fake_clips
+from signbest.models.masking import MaskingConfig, MUMMasking
 from signbest.train.common import autocast, bf16_supported
 from signbest.train.engine import make_adam
 
@@ -38,15 +39,10 @@ def sync(device):
 
 
 def fake_batch(b: int, t: int, cfg: ModelConfig, device) -> tuple[dict, dict]:
-    g = torch.Generator().manual_seed(0)
-    batch = {"body": torch.rand(b, t, 7, 2, generator=g), "left": torch.rand(b, t, 21, 2, generator=g),
-             "right": torch.rand(b, t, 21, 2, generator=g), "body_mask": torch.ones(b, t, 7, dtype=torch.bool),
-             "left_mask": torch.rand(b, t, 1, generator=g).expand(b, t, 21) > 0.3,
-             "right_mask": torch.ones(b, t, 21, dtype=torch.bool), "frame_mask": torch.ones(b, t, dtype=torch.bool),
-             "noise": torch.rand(b, t, NOISE_DIM, generator=g)}
+    g = torch.Generator().manual_seed(1)
     targets = {p: torch.randint(0, n, (b, t), generator=g) for p, n in
                (("left", cfg.hand_codes), ("right", cfg.hand_codes), ("body", cfg.body_codes))}
-    return {k: v.to(device) for k, v in batch.items()}, {k: v.to(device) for k, v in targets.items()}
+    return fake_clips(b, t, device), {k: v.to(device) for k, v in targets.items()}
 
 
 def main() -> None:

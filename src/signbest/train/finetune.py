@@ -34,6 +34,7 @@ class FinetuneConfig:
     lr: float = 1e-4  # Adam (paper)
     lr_step_epochs: int = 10  # lr x lr_gamma every this many epochs (paper: x0.1 every 10)
     lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0  # linear warm-up before the step schedule (0 = the paper's recipe)
     encoder_lr_scale: float = 1.0  # lr of pre-trained encoder weights relative to the head's
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
@@ -91,7 +92,10 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     opt = make_adam([{"params": enc, "lr": fcfg.lr * fcfg.encoder_lr_scale}, {"params": head, "lr": fcfg.lr}],
                     fcfg.lr, fcfg.weight_decay, device, decoupled=False)
-    sched = torch.optim.lr_scheduler.StepLR(opt, fcfg.lr_step_epochs, fcfg.lr_gamma)
+    steps = num_batches(len(train_set), fcfg.batch_size, drop_last=True)
+    warm = max(1, int(fcfg.warmup_epochs * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(  # per step: warm-up, then x lr_gamma every lr_step_epochs
+        opt, lambda s: min(1.0, (s + 1) / warm) * fcfg.lr_gamma ** ((s // steps) // fcfg.lr_step_epochs))
     start_epoch, step, best = 0, 0, -1.0
     metrics = MetricsLog(out, "finetune_metrics", plot_keys=("loss", "val_per_instance_top1"))
     if has_training_state(out):
@@ -99,11 +103,10 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
         model.load_state_dict(w)
         state = load_training_state(out, opt)
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
-        sched.last_epoch = start_epoch
+        sched.last_epoch = step
         metrics.truncate_after("epoch", start_epoch)
         log.info("finetune: resuming %s after epoch %d", out, start_epoch)
     budget, info, result = TimeBudget(fcfg.time_budget_s), DistInfo(device=device), {}
-    steps = num_batches(len(train_set), fcfg.batch_size, drop_last=True)
     for epoch in range(start_epoch, fcfg.epochs):
         model.train()
         train_set.set_epoch(epoch)
@@ -121,12 +124,12 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
             if fcfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), fcfg.grad_clip)
             opt.step()
+            sched.step()
             step += 1
             total, count = total + loss.item() * len(batch["label"]), count + len(batch["label"])
             bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
             if budget.exhausted():
                 break
-        sched.step()
         val = classification_metrics(predict_logits(model, val_set, device=device, bf16=fcfg.bf16), val_set.labels)
         result = {"epoch": epoch + 1, "step": step, "loss": total / max(count, 1), "lr": opt.param_groups[-1]["lr"],
                   "train_s": time.monotonic() - t0, **{f"val_{k}": v for k, v in val.items() if k.startswith("per_")}}

@@ -1,0 +1,61 @@
+"""Inference latency (one 32-frame clip, batch 1) and throughput (batch 64) of the fine-tuned model.
+
+Usage: python bench/inference.py [--configs paper small] [--classes 100] [--reps 20] [--fp32]
+Random weights: speed does not depend on them. Medians over `reps` timed calls after warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from signbest.config import load_config
+from signbest.models.best import ModelConfig
+from signbest.train.common import autocast, bf16_supported
+from signbest.train.finetune import build_classifier
+from bench_common import fake_clips  # noqa: E402
+
+
+def timed(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", nargs="+", default=["paper", "small"])
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--fp32", action="store_true")
+    args = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_bf16 = not args.fp32 and bf16_supported(device)
+    print(f"device {device}, {torch.get_num_threads()} threads, {'bf16 autocast' if use_bf16 else 'fp32'}")
+    print("| config | params | batch 1 latency (ms) | batch 64 throughput (clips/s) |")
+    print("|---|---|---|---|")
+    for name in args.configs:
+        model = build_classifier(load_config(name), args.classes).to(device).eval()
+        one, many = fake_clips(1, args.frames, device), fake_clips(64, args.frames, device)
+
+        def run(batch):
+            with torch.inference_mode(), autocast(device, use_bf16):
+                model(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        lat = timed(lambda: run(one), args.reps)
+        thr = 64 / timed(lambda: run(many), max(3, args.reps // 4))
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(f"| {name} | {params:.1f}M | {1000 * lat:.1f} | {thr:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
