@@ -11,7 +11,6 @@ import time
 import torch
 
 from signbest.config import load_config
-from signbest.models.best import ModelConfig
 from signbest.train.common import autocast, bf16_supported
 from signbest.train.finetune import build_classifier
 from bench_common import fake_clips  # noqa: E402

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from conftest import shared, write_holistic_npz
 from signbest.data import SignDataset, mirror_clip, preprocess, read_manifest, sample_frames

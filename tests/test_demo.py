@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 from signbest.config import load_config, section, shipped_configs
-from signbest.data.dataset import AugmentConfig  # noqa: F401  (import check of the public API)
 from signbest.demo import run_demo
 from signbest.models.best import ModelConfig
 from signbest.models.classifier import HeadConfig

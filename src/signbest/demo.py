@@ -5,7 +5,6 @@ pre-trained encoder (same recipe, same budget) -> evaluation on the held-out tes
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path

@@ -75,3 +75,13 @@ def load_training_state(folder: Path, optimizer: torch.optim.Optimizer) -> dict:
 
 def has_training_state(folder: Path) -> bool:
     return all((Path(folder) / n).exists() for n in ("model.safetensors", "optimizer.safetensors", "state.json"))
+
+
+def resume(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
+    """Load weights and optimiser state from `folder` when it holds a training checkpoint; returns the
+    saved state (epoch, step, ...) or None for a fresh start."""
+    if not has_training_state(folder):
+        return None
+    weights, _ = load_weights(folder)
+    model.load_state_dict(weights)
+    return load_training_state(folder, optimizer)

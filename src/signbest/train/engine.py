@@ -81,3 +81,14 @@ def make_adam(params, lr: float, weight_decay: float, device: torch.device, deco
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt, sched=None, grad_clip: float = 0.0) -> None:
+    """Backward, optional gradient clipping, optimiser and per-step scheduler step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    if sched is not None:
+        sched.step()

@@ -17,9 +17,9 @@ from ..data import AugmentConfig, SignDataset
 from ..eval.metrics import classification_metrics
 from ..models.best import ModelConfig
 from ..models.classifier import HeadConfig, SignClassifier
-from .checkpoint import has_training_state, load_training_state, load_weights, save_training_state, save_weights
+from .checkpoint import load_weights, resume, save_training_state, save_weights
 from .common import MetricsLog, TimeBudget, autocast, default_device, seed_everything
-from .engine import collate, epoch_batches, make_adam, num_batches, to_device
+from .engine import collate, epoch_batches, make_adam, num_batches, optimizer_step, to_device
 from .distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,8 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
         opt, lambda s: min(1.0, (s + 1) / warm) * fcfg.lr_gamma ** ((s // steps) // fcfg.lr_step_epochs))
     start_epoch, step, best = 0, 0, -1.0
     metrics = MetricsLog(out, "finetune_metrics", plot_keys=("loss", "val_per_instance_top1"))
-    if has_training_state(out):
-        w, _ = load_weights(out)
-        model.load_state_dict(w)
-        state = load_training_state(out, opt)
+    state = resume(out, model, opt)
+    if state:
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
         sched.last_epoch = step
         metrics.truncate_after("epoch", start_epoch)
@@ -119,12 +117,7 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
             with autocast(device, fcfg.bf16):
                 logits = model(batch)
             loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=fcfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if fcfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), fcfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, fcfg.grad_clip)
             step += 1
             total, count = total + loss.item() * len(batch["label"]), count + len(batch["label"])
             bar.set_postfix(loss=f"{total / max(count, 1):.3f}")

@@ -16,9 +16,9 @@ from ..data import SignDataset
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
-from .checkpoint import has_training_state, load_training_state, load_weights, save_training_state, save_weights
+from .checkpoint import resume, save_training_state, save_weights
 from .common import MetricsLog, TimeBudget, autocast, seed_everything
-from .engine import ConcatSets, epoch_batches, make_adam, num_batches, to_device, warmup_linear
+from .engine import ConcatSets, epoch_batches, make_adam, num_batches, optimizer_step, to_device, warmup_linear
 from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,8 @@ def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str |
     sched = warmup_linear(opt, int(pcfg.warmup_epochs * steps_per_epoch), pcfg.epochs * steps_per_epoch, budget)
     start_epoch, step = 0, 0
     metrics = MetricsLog(out, "pretrain_metrics", plot_keys=("loss", "val_loss", "val_acc")) if info.main else None
-    if has_training_state(out):
-        weights, _ = load_weights(out)
-        model.load_state_dict(weights)
-        state = load_training_state(out, opt)
+    state = resume(out, model, opt)
+    if state:
         start_epoch, step = state["epoch"], state["step"]
         sched.last_epoch = step
         if metrics:
@@ -169,12 +167,7 @@ def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str |
             # Each rank's summed loss over the global count: DDP's gradient mean then equals the
             # single-process gradient of the global batch.
             scaled = loss * stats["n_targets"] * info.world / max(n_global, 1)
-            opt.zero_grad(set_to_none=True)
-            scaled.backward()
-            if pcfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), pcfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(scaled, model, opt, sched, pcfg.grad_clip)
             step += 1
             total += float(loss.detach()) * stats["n_targets"]
             count += stats["n_targets"]

@@ -12,8 +12,8 @@ from ..config import section
 from ..data import SignDataset
 from ..models.quantizer import codebook_stats
 from ..models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
-from .checkpoint import (has_training_state, load_training_state, load_weights, save_training_state,
-                         save_weights)
+from .checkpoint import load_weights, resume, save_training_state, save_weights
+from .engine import optimizer_step
 from .common import MetricsLog, TimeBudget, autocast, default_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,8 @@ def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress
     opt = torch.optim.Adam(tok.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, tcfg.lr_step_epochs, tcfg.lr_gamma)
     start_epoch, step = 0, 0
-    if has_training_state(out):
-        weights, _ = load_weights(out)
-        tok.load_state_dict(weights)
-        state = load_training_state(out, opt)
+    state = resume(out, tok, opt)
+    if state:
         start_epoch, step = state["epoch"], state["step"]
         sched.last_epoch = start_epoch
         gen.manual_seed(tcfg.seed + start_epoch)
@@ -148,9 +146,7 @@ def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast(device):
                 loss, aux = tok(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(loss, tok, opt)
             step += 1
             total, count = total + loss.item(), count + 1
             bar.set_postfix(loss=f"{total / count:.4f}")
