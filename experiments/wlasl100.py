@@ -104,8 +104,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     pretrain_data = [args.data] + args.pretrain_data
     results = []
+    out = Path(args.out) / args.size
     for row in args.rows:
         results.append(run_row(row, args, args.overrides, pretrain_data))
+        write_json(out / "results.json", results)  # after every row: a long run reports as it goes
+        (out / "results.md").write_text(table(results, args.size))
         print(table(results, args.size), flush=True)
     for f in args.fractions:
         r = run_row(f"best@{int(f * 100)}", args, args.overrides + [f"pretrain.data_fraction={f}"], pretrain_data)
@@ -115,7 +118,6 @@ def main() -> None:
             if r["row"] in ("scratch", "best"):
                 r["fraction"] = 0.0 if r["row"] == "scratch" else 1.0
         plot_fractions(results, Path(args.out) / args.size / "data_fraction.png")
-    out = Path(args.out) / args.size
     write_json(out / "results.json", results)
     (out / "results.md").write_text(table(results, args.size))
     print(table(results, args.size))
