@@ -78,7 +78,8 @@ class BESTEncoder(nn.Module):
         masks = [batch[f"{p}_mask"] & batch["frame_mask"][..., None] for p in PART_NAMES]
         if joint_drop is not None:
             masks = [m & ~d for m, d in zip(masks, joint_drop.split([21, 21, 7], -1))]
-        feats = [part_input(batch[p].reshape(b * t, -1, 2).float(), m.reshape(b * t, -1)).reshape(b * t, -1, 3)
+        dtype = self.mask_token.dtype  # the weights decide: fp32 (autocast casts later) or a bf16 model
+        feats = [part_input(batch[p].reshape(b * t, -1, 2).to(dtype), m.reshape(b * t, -1)).reshape(b * t, -1, 3)
                  for p, m in zip(PART_NAMES, masks)]
         valid = torch.stack([m.any(-1) for m in masks], -1)  # (B, T, 3)
         flat_valid = valid.reshape(b * t, 3)
