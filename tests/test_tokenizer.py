@@ -123,3 +123,18 @@ def test_tokenizer_training_resumes_after_a_kill(synth_dir, tmp_path):
     resumed = train_tokenizer(cfg, [synth_dir / "manifest.csv"], tmp_path / "cut", progress=False)
     assert resumed["epoch"] == 3
     np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-4)
+
+
+def test_tokenize_writes_ids_aligned_with_clips(synth_dir, tmp_path):
+    from signbest.train.tokenize import tokenize_dataset
+
+    train_tokenizer(load_config("tiny", ["tokenizer.kind=kmeans"]), [synth_dir / "manifest.csv"], tmp_path / "tok",
+                    progress=False)
+    path = tokenize_dataset(tmp_path / "tok", synth_dir / "manifest.csv", tmp_path / "ids.npz")
+    z = np.load(path)
+    ds = SignDataset(synth_dir / "manifest.csv", progress=False)
+    assert list(z["clip_ids"]) == [c.clip_id for c in ds.clips]
+    assert z["offsets"][-1] == len(z["left"]) == len(z["body"]) == sum(len(ds.clip_arrays(i)["body"]) for i in range(len(ds)))
+    first = ds.clip_arrays(0)
+    s, e = z["offsets"][:2]
+    assert ((z["left"][s:e] >= 0) == first["left_mask"].any(-1)).all()  # missing hands get the reserved id

@@ -245,6 +245,7 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
 
 
 def gloss_name(sign: SignSpec, c: int) -> str:
-    from .hand_model import HANDSHAPES as H
-    shape = H[sign.handshape].name + ("" if sign.end_handshape == sign.handshape else ">" + H[sign.end_handshape].name)
+    shape = HANDSHAPES[sign.handshape].name
+    if sign.end_handshape != sign.handshape:
+        shape += ">" + HANDSHAPES[sign.end_handshape].name
     return f"{c:03d}-{shape}-{sign.location}-{sign.movement}{'-reversed' if sign.reverse else ''}-{sign.two_hands}"

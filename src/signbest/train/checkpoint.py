@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
@@ -28,13 +28,13 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
 
 
 def save_weights(model: torch.nn.Module, folder: Path, config: dict) -> None:
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
+    atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
     write_json(folder / "config.json", config)
 
 
@@ -57,7 +57,7 @@ def save_training_state(folder: Path, optimizer: torch.optim.Optimizer, state: d
             else:
                 scalars[f"{pid}.{k}"] = v
     folder = Path(folder)
-    _atomic(folder / "optimizer.safetensors", lambda tmp: save_file(tensors, tmp))
+    atomic_write(folder / "optimizer.safetensors", lambda tmp: save_file(tensors, tmp))
     write_json(folder / "state.json", {**state, "optimizer_scalars": scalars, "param_groups": opt["param_groups"]})
 
 

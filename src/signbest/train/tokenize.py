@@ -4,26 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import SignDataset
 from ..viz import show_tokens
-from .checkpoint import _atomic
-from .tokenizer import load_tokenizer
+from .checkpoint import atomic_write
+from .tokenizer import frame_pool, load_tokenizer
 
 
 def dataset_ids(tokenizer_dir: Path, data: Path, split: str = "all"):
+    """Every frame of every clip (none dropped, so clip offsets hold) with its three token ids."""
     tok = load_tokenizer(tokenizer_dir)
     ds = SignDataset(data, split=split)
-    frames = {k: torch.from_numpy(np.concatenate([ds.clip_arrays(i)[k] for i in range(len(ds))]))
-              for k in ds.clip_arrays(0)}
+    frames = frame_pool([ds], keep_empty=True)
     ids = {k: [] for k in ("left", "right", "body")}
-    n = frames["body"].shape[0]
-    for s in range(0, n, 8192):
-        out = tok.tokenize({k: v[s:s + 8192] for k, v in frames.items()})
-        for k, v in zip(("left", "right", "body"), out):
+    for s in range(0, frames["body"].shape[0], 8192):
+        for k, v in zip(ids, tok.tokenize({k: v[s:s + 8192] for k, v in frames.items()})):
             ids[k].append(v.numpy())
-    lengths = [len(ds.clip_arrays(i)["body"]) for i in range(len(ds))]
+    lengths = ds.data.lengths()[ds.rows]
     return ds, {k: v.numpy() for k, v in frames.items()}, {k: np.concatenate(v) for k, v in ids.items()}, lengths
 
 
@@ -32,8 +29,11 @@ def tokenize_dataset(tokenizer_dir: Path, data: Path, out: Path | None = None, s
     ds, _, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     out = Path(out) if out else Path(tokenizer_dir) / f"tokens-{Path(data).stem}.npz"
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    _atomic(out, lambda tmp: np.savez(open(tmp, "wb"), clip_ids=np.array([c.clip_id for c in ds.clips]),
-                                      offsets=offsets, **ids))
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: given a name without .npz, numpy would append one
+            np.savez(f, clip_ids=np.array([c.clip_id for c in ds.clips]), offsets=offsets, **ids)
+
+    atomic_write(out, write)
     return out
 
 

@@ -20,14 +20,17 @@ log = logging.getLogger(__name__)
 PARTS = ("left", "right", "body")
 
 
-def frame_pool(datasets: list[SignDataset]) -> dict[str, torch.Tensor]:
-    """Every frame of the datasets' clips (no sampling), as flat tensors; frames with no part are dropped."""
+def frame_pool(datasets: list[SignDataset], keep_empty: bool = False) -> dict[str, torch.Tensor]:
+    """Every frame of the datasets' clips (no sampling), as flat tensors; frames with no part at all
+    are dropped unless `keep_empty` (needed when ids must line up with clip offsets)."""
     chunks: dict[str, list] = {}
     for ds in datasets:
         for i in range(len(ds)):
             for k, v in ds.clip_arrays(i).items():
                 chunks.setdefault(k, []).append(torch.from_numpy(v))
     frames = {k: torch.cat(v) for k, v in chunks.items()}
+    if keep_empty:
+        return frames
     keep = frames["body_mask"].any(-1) | frames["left_mask"].any(-1) | frames["right_mask"].any(-1)
     return {k: v[keep] for k, v in frames.items()}
 
