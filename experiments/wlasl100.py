@@ -6,13 +6,20 @@ split, fine-tuning on train, model selection and reporting on val. One row per s
     python experiments/wlasl100.py --size small --rows kmeans vq mask-hand mask-body regression rmask
     python experiments/wlasl100.py --size small --rows best --fractions 0.25 0.5 0.75   # table 8
     python experiments/wlasl100.py --data runs/wlasl100-signer.csv --rows scratch best  # signer-independent
+    python experiments/wlasl100.py --size small --rows scratch best vq --jobs 3  # rows in parallel processes
+
+With --jobs N the tokenizers are trained first, then N rows run at once in their own processes (each with
+cores / N threads): worth it on a GPU machine, where one row leaves the GPU and most cores idle.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from signbest.config import load_config
@@ -37,18 +44,32 @@ def tokenizer_ready(folder: Path, cfg: dict) -> bool:
     return cfg["tokenizer"]["kind"] == "kmeans" or done(folder, cfg["tokenizer"]["epochs"], "tokenizer_metrics.csv")
 
 
-def run_row(row: str, args, overrides: list[str], pretrain_data: list[str]) -> dict:
-    cfg = load_config(f"wlasl-{row.split('@')[0]}", overrides, base=args.size)
+def row_config(row: str, args, overrides: list[str]) -> dict:
+    return load_config(f"wlasl-{row.split('@')[0]}", overrides, base=args.size)
+
+
+def ensure_tokenizer(cfg: dict, args, pretrain_data: list[str]) -> Path | None:
+    """The row's tokenizer folder, trained first if needed; None for rows that use no tokenizer."""
+    if not cfg["row"]["pretrain"] or cfg["model"].get("objective", "token") != "token":
+        return None
+    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}"
+    if not tokenizer_ready(tok_dir, cfg):
+        train_tokenizer(cfg, [pretrain_data[0]], tok_dir, progress=not args.quiet)
+    return tok_dir
+
+
+def run_row(row: str, args, overrides: list[str], pretrain_data: list[str], threads: int = 0) -> dict:
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    cfg = row_config(row, args, overrides)
     out = Path(args.out) / args.size / row
     times = {}
     pretrained = None
     if cfg["row"]["pretrain"]:
-        tok_dir = None
-        if cfg["model"].get("objective", "token") == "token":
-            tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}"
-            t = time.monotonic()
-            if not tokenizer_ready(tok_dir, cfg):
-                train_tokenizer(cfg, [pretrain_data[0]], tok_dir, progress=not args.quiet)
+        t = time.monotonic()
+        tok_dir = ensure_tokenizer(cfg, args, pretrain_data)
+        if tok_dir is not None:
             times["tokenizer_s"] = time.monotonic() - t
         t = time.monotonic()
         pretrained = out / "pretrain"
@@ -99,20 +120,37 @@ def main() -> None:
     ap.add_argument("--fractions", nargs="*", type=float, default=[], help="table 8: also pre-train on these shares")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], help="config overrides section.key=value")
     ap.add_argument("--out", default="runs/wlasl100")
+    ap.add_argument("--jobs", type=int, default=1, help="rows run at once, each in its own process")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     pretrain_data = [args.data] + args.pretrain_data
-    results = []
     out = Path(args.out) / args.size
-    for row in args.rows:
-        results.append(run_row(row, args, args.overrides, pretrain_data))
+    jobs = [(row, args.overrides) for row in args.rows]
+    jobs += [(f"best@{int(f * 100)}", args.overrides + [f"pretrain.data_fraction={f}"]) for f in args.fractions]
+    results = []
+
+    def record(r: dict) -> None:
+        if "@" in r["row"]:
+            f = int(r["row"].split("@")[1]) / 100
+            r.update(fraction=f, label=f"BEST, {int(f * 100)}% of pre-training data")
+        results.append(r)
         write_json(out / "results.json", results)  # after every row: a long run reports as it goes
         (out / "results.md").write_text(table(results, args.size))
         print(table(results, args.size), flush=True)
-    for f in args.fractions:
-        r = run_row(f"best@{int(f * 100)}", args, args.overrides + [f"pretrain.data_fraction={f}"], pretrain_data)
-        results.append({**r, "fraction": f, "label": f"BEST, {int(f * 100)}% of pre-training data"})
+
+    if args.jobs <= 1:
+        for row, overrides in jobs:
+            record(run_row(row, args, overrides, pretrain_data))
+    else:
+        for row, overrides in jobs:  # tokenizers first: rows sharing one must not train it twice at once
+            ensure_tokenizer(row_config(row, args, overrides), args, pretrain_data)
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(run_row, row, args, ov, pretrain_data, threads) for row, ov in jobs]
+            for fut in as_completed(futures):  # a row reports as soon as it finishes
+                record(fut.result())
     if args.fractions:
         for r in results:
             if r["row"] in ("scratch", "best"):
