@@ -36,6 +36,37 @@ def inspect(path: Annotated[Path, typer.Argument(help="a pose file, an OpenPose 
 
 
 @app.command()
+def extract(inputs: Annotated[list[Path], typer.Argument(help="videos, folders of videos, or .txt/.csv lists of them")],
+            out: Annotated[Path, typer.Option("-o", "--out", help="output folder (pose files, manifest.csv, failures.csv)")],
+            workers: Annotated[int, typer.Option(help="worker processes, each with its own MediaPipe graphs")] = 1,
+            fmt: Annotated[str, typer.Option("--format", help="npz (signbest / WLASL100 schema) or pose (pose-format)")] = "npz",
+            recover_hands: Annotated[bool, typer.Option(help="second hand-model pass around the pose wrists where Holistic missed a hand")] = True,
+            interpolate: Annotated[int, typer.Option(help="fill hand gaps of at most this many frames (0: off)")] = 3,
+            model_complexity: Annotated[int, typer.Option(help="Holistic pose model: 0, 1 or 2")] = 1) -> None:
+    """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs signbest[video]."""
+    from .video.batch import FAILURES, MANIFEST, extract_videos
+    from .video.holistic import ExtractConfig, require_mediapipe
+    from .video.recovery import RecoveryConfig
+
+    try:
+        require_mediapipe()
+    except ImportError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2)
+    cfg = ExtractConfig(model_complexity=model_complexity, recover_hands=recover_hands,
+                        interpolate=interpolate > 0, recovery=RecoveryConfig(max_gap=max(interpolate, 0)))
+    r = extract_videos(inputs, out, workers, fmt, cfg)
+    fps = r.frames / r.seconds if r.seconds else 0.0
+    typer.echo(f"extracted {len(r.done)} clips ({r.frames} frames, {fps:.1f} frames/s), skipped {r.skipped} "
+               f"already done, {len(r.failures)} failed; manifest: {out / MANIFEST}")
+    if r.failures:
+        for video, err in r.failures[:10]:
+            typer.echo(f"failed: {video}: {err}", err=True)
+        typer.echo(f"all failures: {out / FAILURES}", err=True)
+        raise SystemExit(1)
+
+
+@app.command()
 def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500 | nmfs-csl")],
              split_files: Annotated[list[Path], typer.Argument(help="the official split / list file(s)")],
              pose_dir: Annotated[Path, typer.Option(help="folder of your pose files, named after the clips")],

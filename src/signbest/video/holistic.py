@@ -1,0 +1,168 @@
+"""One video -> MediaPipe Holistic keypoints in signbest's npz schema, with the missed-hand second pass.
+
+MediaPipe 0.10.21 is the last release whose wheel bundles the Holistic and Hands models (the legacy
+`mediapipe.solutions` API), so extraction works offline. It is an optional extra: `pip install
+'signbest[video]'`; it pins numpy<2, which the rest of signbest accepts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .recovery import (POSE_HAND, HandSource, RecoveryConfig, crop_square, crop_to_frame, hand_crop_box,
+                       interpolate_gaps, pick_candidate)
+
+EXTRACTOR = "mediapipe-holistic"
+INSTALL_HINT = "pip install 'signbest[video]'   (MediaPipe 0.10.21 with its bundled models, OpenCV)"
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class VideoError(ValueError):
+    """A video that cannot be opened or decoded; the message names the file."""
+
+
+def require_mediapipe():
+    """(mediapipe, cv2), or an ImportError that says how to install them."""
+    try:
+        import cv2
+        import mediapipe as mp
+    except ImportError as e:
+        raise ImportError(f"video extraction needs the optional extra: {INSTALL_HINT} ({e})") from None
+    if not hasattr(mp, "solutions"):
+        raise ImportError(f"mediapipe {mp.__version__} has no bundled Holistic model (removed after 0.10.21): "
+                          f"{INSTALL_HINT}")
+    return mp, cv2
+
+
+@dataclass
+class ExtractConfig:
+    model_complexity: int = 1  # Holistic's pose model: 0 lite, 1 full (the WLASL100 data), 2 heavy
+    min_detection_confidence: float = 0.5  # as used for ../shared/data/wlasl100
+    min_tracking_confidence: float = 0.5
+    recover_hands: bool = True  # second pass of the hand model around the pose wrists where Holistic missed
+    interpolate: bool = True  # then fill gaps of at most recovery.max_gap frames, flagged INTERPOLATED
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+
+    def __post_init__(self):
+        if self.model_complexity not in (0, 1, 2):
+            raise ValueError(f"model_complexity must be 0, 1 or 2, got {self.model_complexity}")
+        for name in ("min_detection_confidence", "min_tracking_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+
+
+def read_frames(path: Path):
+    """(frames iterator of RGB (H, W, 3) uint8, fps, width, height, declared frame count)."""
+    _, cv2 = require_mediapipe()
+    if not path.is_file():
+        raise VideoError(f"{path}: no such video file")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoError(f"{path}: OpenCV cannot open this video (unknown container or codec, or not a video)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = float(fps) if np.isfinite(fps) and 0 < fps < 1000 else 25.0
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def frames():
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+    return frames(), fps, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), declared
+
+
+def _landmarks(lms, n: int, dims: int) -> np.ndarray:
+    if lms is None:
+        return np.full((n, dims), np.nan, np.float32)
+    cols = ("x", "y", "z", "visibility")[:dims]
+    return np.array([[getattr(p, c) for c in cols] for p in lms.landmark], np.float32)
+
+
+class HolisticExtractor:
+    """Holds the MediaPipe graphs of one process; `extract(path)` is called once per clip."""
+
+    def __init__(self, cfg: ExtractConfig | None = None):
+        self.cfg = cfg or ExtractConfig()
+        mp, _ = require_mediapipe()
+        self.version = mp.__version__
+        self.holistic = mp.solutions.holistic.Holistic(
+            static_image_mode=False, model_complexity=self.cfg.model_complexity,
+            min_detection_confidence=self.cfg.min_detection_confidence,
+            min_tracking_confidence=self.cfg.min_tracking_confidence)
+        # Crops are unrelated images: static mode runs palm detection on every one.
+        self.hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1,
+                                              min_detection_confidence=self.cfg.min_detection_confidence
+                                              ) if self.cfg.recover_hands else None
+
+    def close(self) -> None:
+        self.holistic.close()
+        if self.hands is not None:
+            self.hands.close()
+
+    def extract(self, path: str | Path) -> dict:
+        """Arrays of the npz schema for one clip; raises VideoError for an unreadable video."""
+        path = Path(path)
+        frames, fps, width, height, declared = read_frames(path)
+        self.holistic.reset()  # no tracking state carried over from the previous clip
+        pose, hands = [], {"left": [], "right": []}
+        src = {"left": [], "right": []}
+        t0, recovery_s = time.perf_counter(), 0.0
+        for rgb in frames:
+            height, width = rgb.shape[:2]
+            res = self.holistic.process(rgb)
+            p = _landmarks(res.pose_landmarks, 33, 4)
+            found = {"left": _landmarks(res.left_hand_landmarks, 21, 3),
+                     "right": _landmarks(res.right_hand_landmarks, 21, 3)}
+            source = {s: HandSource.HOLISTIC if np.isfinite(found[s]).all() else HandSource.MISSING for s in found}
+            if self.hands is not None and HandSource.MISSING in source.values() and np.isfinite(p).all():
+                t = time.perf_counter()
+                self._recover(rgb, p, found, source, width, height)
+                recovery_s += time.perf_counter() - t
+            pose.append(p)
+            for s in hands:
+                hands[s].append(found[s])
+                src[s].append(source[s])
+        if not pose:
+            raise VideoError(f"{path}: no frame could be decoded (declared {declared} frames)")
+        out = {"pose": np.stack(pose), "fps": np.float32(fps), "width": np.int32(width), "height": np.int32(height),
+               "extractor": np.str_(f"{EXTRACTOR} {self.version}"), "video": np.str_(str(path)),
+               "frames_declared": np.int32(declared)}
+        for s in hands:
+            h, so = np.stack(hands[s]), np.array(src[s], np.uint8)
+            if self.cfg.interpolate and self.cfg.recovery.max_gap > 0:
+                h, so = interpolate_gaps(h, so, self.cfg.recovery.max_gap)
+            out[f"{s}_hand"], out[f"{s}_hand_source"] = h, so
+        out["seconds"] = np.float32(time.perf_counter() - t0)
+        out["recovery_seconds"] = np.float32(recovery_s)
+        return out
+
+    def _recover(self, rgb: np.ndarray, pose: np.ndarray, found: dict, source: dict, width: int, height: int):
+        """Second pass for each missing hand: the hand model on a crop around the pose wrist."""
+        scale = np.array([width, height], np.float32)
+        pose_px = pose[:, :2] * scale
+        for side, other in (("left", "right"), ("right", "left")):
+            if source[side] != HandSource.MISSING:
+                continue
+            box = hand_crop_box(pose_px, pose[:, 3], side, width, height, self.cfg.recovery)
+            if box is None:
+                continue
+            res = self.hands.process(crop_square(rgb, box, self.cfg.recovery.crop_size))
+            if not res.multi_hand_landmarks:
+                continue
+            cands = [crop_to_frame(_landmarks(lm, 21, 3), box) for lm in res.multi_hand_landmarks]
+            other_px = None
+            if source[other] != HandSource.MISSING:
+                other_px = found[other].copy()
+                other_px[:, :2] *= scale
+            hit = pick_candidate(cands, pose_px[POSE_HAND[side][1]], other_px, box[2], self.cfg.recovery)
+            if hit is not None:
+                hit[:, :2] /= scale
+                hit[:, 2] /= width
+                found[side], source[side] = hit, HandSource.CROP
