@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,7 +74,7 @@ def test_batch_and_single_predictions_agree(finetuned):
     assert all(isinstance(g, str) and not g.isdigit() for g, _ in batch[0]["top"])  # words, not indices
 
 
-def test_predict_reports_unreadable_files_and_refuses_video(finetuned, tmp_path):
+def test_predict_reports_unreadable_files_and_refuses_video(finetuned, tmp_path, monkeypatch):
     out, _, data = finetuned
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"junk")
@@ -81,5 +83,21 @@ def test_predict_reports_unreadable_files_and_refuses_video(finetuned, tmp_path)
     assert "top" in mixed[0] and "bad.npz" in mixed[1]["error"]
     with pytest.raises(PoseError, match="bad.npz"):
         predict(out, [bad])
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as without the video extra
     with pytest.raises(ValueError, match="signbest\\[video\\]"):
         predict(out, [tmp_path / "clip.mp4"])
+
+
+VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "wlasl100" / "videos" / "00626.mp4"
+
+
+def test_predict_extracts_videos_and_reports_bad_ones(finetuned, tmp_path):
+    pytest.importorskip("mediapipe", reason="video prediction needs the extra: pip install 'signbest[video]'")
+    if not VIDEO.exists():
+        pytest.skip("needs ../shared/data/wlasl100/videos (a real sign video)")
+    out, _, _ = finetuned
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    res = predict(out, [VIDEO, broken], top=3)
+    assert len(res[0]["top"]) == 3 and abs(sum(p for _, p in res[0]["top"])) <= 1.0 + 1e-6
+    assert "broken.mp4" in res[1]["error"] and "top" not in res[1]

@@ -87,35 +87,59 @@ def plot_confusion(m: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+def _extract_videos(videos: list[Path], tmp: Path) -> tuple[dict[Path, Path], dict[Path, str]]:
+    """Pose files for the videos among the inputs (MediaPipe Holistic), and errors of those that fail."""
+    try:
+        from ..video.holistic import HolisticExtractor, VideoError
+        extractor = HolisticExtractor()
+    except ImportError as e:
+        raise ValueError(f"{videos[0]}: predicting from video needs pose extraction: {e}") from None
+    from ..video.writers import write_npz
+
+    poses, errors = {}, {}
+    try:
+        for i, v in enumerate(videos):
+            try:
+                write_npz(tmp / f"video{i}.npz", extractor.extract(v))
+                poses[v] = tmp / f"video{i}.npz"
+            except VideoError as e:
+                errors[v] = str(e)
+    finally:
+        extractor.close()
+    return poses, errors
 
 
 def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64) -> list[dict]:
-    """Top-k glosses with probabilities for each pose file (any supported layout)."""
+    """Top-k glosses with probabilities for each pose file (any supported layout) or video."""
+    from ..video.holistic import VIDEO_SUFFIXES
+
     paths = []
     for f in map(Path, files):
         if f.is_dir() and not any(f.glob("*_keypoints.json")):
-            paths += sorted(p for p in f.iterdir() if p.suffix.lower() in {".npz", ".npy", ".pose", ".json", ".parquet"})
+            paths += sorted(p for p in f.iterdir()
+                            if p.suffix.lower() in {".npz", ".npy", ".pose", ".json", ".parquet"} | VIDEO_SUFFIXES)
         else:
             paths.append(f)
-    for p in paths:
-        if p.suffix.lower() in VIDEO_SUFFIXES:
-            raise ValueError(f"{p}: predicting from video needs pose extraction first: pip install 'signbest[video]' "
-                             "and run `signbest extract`, then predict on the pose files")
     model, cfg = load_classifier(checkpoint)
     glosses = cfg["glosses"]
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        clips = [Clip(f"{i}", p.resolve(), glosses[0], 0, "predict", "") for i, p in enumerate(paths)]
+        videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+        extracted, errors = _extract_videos(videos, Path(tmp)) if videos else ({}, {})
+        readable = [(i, extracted.get(p, p)) for i, p in enumerate(paths) if p not in errors]
+        if not readable:
+            return [{"file": str(p), "error": errors[p]} for p in paths]
+        clips = [Clip(f"{i}", p.resolve(), glosses[0], 0, "predict", "") for i, p in readable]
         manifest = read_manifest(write_manifest(clips, Path(tmp) / "manifest.csv"))
         data = preprocess(manifest, use_cache=False, progress=False)  # one-off files: keep the cache clean
         ds = SignDataset(manifest, split="predict", num_frames=cfg["finetune"]["num_frames"], data=data)
         probs = softmax(predict_logits(model, ds, batch_size=batch_size))
+        failures = {**{str(i): errors[p] for i, p in enumerate(paths) if p in errors}, **ds.data.failures}
     by_id = {c.clip_id: i for i, c in enumerate(ds.clips)}
     results = []
     for i, p in enumerate(paths):
         if str(i) not in by_id:
-            results.append({"file": str(p), "error": ds.data.failures.get(str(i), "unreadable")})
+            results.append({"file": str(p), "error": failures.get(str(i), "unreadable")})
             continue
         pr = probs[by_id[str(i)]]
         order = np.argsort(-pr, kind="stable")[:top]

@@ -61,21 +61,28 @@ class ExtractReport:
 
 
 _EXTRACTOR: HolisticExtractor | None = None  # one per worker process: MediaPipe graphs are costly to build
+_INIT_ERROR: str | None = None  # why the worker could not build them: reported per clip, never a respawn loop
 
 
 def _init_worker(cfg: ExtractConfig, log: str) -> None:
     global _EXTRACTOR
     # MediaPipe's C++ side and ffmpeg print warnings on the process's stderr, through the progress bar:
     # send them to a log file in the output folder instead. Errors still reach the user as failures.
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    _EXTRACTOR = HolisticExtractor(cfg)
+    global _INIT_ERROR
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+        _EXTRACTOR = HolisticExtractor(cfg)
+    except Exception as e:  # a raising initializer makes multiprocessing respawn workers forever
+        _INIT_ERROR = f"worker could not start MediaPipe: {type(e).__name__}: {e}"
 
 
 def _extract_one(job: tuple[Path, Path]) -> tuple[Path, dict | str]:
     """(video, manifest row) or (video, error message): one bad video must not stop the batch."""
     video, out_file = job
+    if _INIT_ERROR is not None:
+        return video, _INIT_ERROR
     try:
         clip = _EXTRACTOR.extract(video)
         write_clip(out_file, clip)

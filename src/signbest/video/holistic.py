@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .recovery import (POSE_HAND, HandSource, RecoveryConfig, crop_square, crop_to_frame, hand_crop_box,
-                       interpolate_gaps, pick_candidate)
+from .recovery import (POSE_HAND, HandSource, RecoveryConfig, content_box, crop_square, crop_to_frame,
+                       hand_crop_box, interpolate_gaps, pick_candidate)
 
 EXTRACTOR = "mediapipe-holistic"
 INSTALL_HINT = "pip install 'signbest[video]'   (MediaPipe 0.10.21 with its bundled models, OpenCV)"
@@ -98,7 +98,7 @@ class HolisticExtractor:
             min_tracking_confidence=self.cfg.min_tracking_confidence)
         # Crops are unrelated images: static mode runs palm detection on every one.
         self.hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=1,
-                                              min_detection_confidence=self.cfg.min_detection_confidence
+                                              min_detection_confidence=self.cfg.recovery.min_confidence
                                               ) if self.cfg.recover_hands else None
 
     def close(self) -> None:
@@ -114,8 +114,11 @@ class HolisticExtractor:
         pose, hands = [], {"left": [], "right": []}
         src = {"left": [], "right": []}
         t0, recovery_s = time.perf_counter(), 0.0
+        max_gray = None  # running per-pixel maximum: where the letterbox bars are
         for rgb in frames:
             height, width = rgb.shape[:2]
+            gray = rgb.max(-1)
+            max_gray = gray if max_gray is None else np.maximum(max_gray, gray)
             res = self.holistic.process(rgb)
             p = _landmarks(res.pose_landmarks, 33, 4)
             found = {"left": _landmarks(res.left_hand_landmarks, 21, 3),
@@ -123,7 +126,7 @@ class HolisticExtractor:
             source = {s: HandSource.HOLISTIC if np.isfinite(found[s]).all() else HandSource.MISSING for s in found}
             if self.hands is not None and HandSource.MISSING in source.values() and np.isfinite(p).all():
                 t = time.perf_counter()
-                self._recover(rgb, p, found, source, width, height)
+                self._recover(rgb, p, found, source, width, height, content_box(max_gray))
                 recovery_s += time.perf_counter() - t
             pose.append(p)
             for s in hands:
@@ -132,8 +135,8 @@ class HolisticExtractor:
         if not pose:
             raise VideoError(f"{path}: no frame could be decoded (declared {declared} frames)")
         out = {"pose": np.stack(pose), "fps": np.float32(fps), "width": np.int32(width), "height": np.int32(height),
-               "extractor": np.str_(f"{EXTRACTOR} {self.version}"), "video": np.str_(str(path)),
-               "frames_declared": np.int32(declared)}
+               "extractor": np.str_(f"{EXTRACTOR} {self.version}"), "video": np.str_(str(path.resolve())),
+               "frames_declared": np.int32(declared), "picture": np.array(content_box(max_gray), np.int32)}
         for s in hands:
             h, so = np.stack(hands[s]), np.array(src[s], np.uint8)
             if self.cfg.interpolate and self.cfg.recovery.max_gap > 0:
@@ -143,14 +146,15 @@ class HolisticExtractor:
         out["recovery_seconds"] = np.float32(recovery_s)
         return out
 
-    def _recover(self, rgb: np.ndarray, pose: np.ndarray, found: dict, source: dict, width: int, height: int):
+    def _recover(self, rgb: np.ndarray, pose: np.ndarray, found: dict, source: dict, width: int, height: int,
+                 picture: tuple[int, int, int, int]):
         """Second pass for each missing hand: the hand model on a crop around the pose wrist."""
         scale = np.array([width, height], np.float32)
         pose_px = pose[:, :2] * scale
         for side, other in (("left", "right"), ("right", "left")):
             if source[side] != HandSource.MISSING:
                 continue
-            box = hand_crop_box(pose_px, pose[:, 3], side, width, height, self.cfg.recovery)
+            box = hand_crop_box(pose_px, pose[:, 3], side, width, height, self.cfg.recovery, picture)
             if box is None:
                 continue
             res = self.hands.process(crop_square(rgb, box, self.cfg.recovery.crop_size))
@@ -161,7 +165,7 @@ class HolisticExtractor:
             if source[other] != HandSource.MISSING:
                 other_px = found[other].copy()
                 other_px[:, :2] *= scale
-            hit = pick_candidate(cands, pose_px[POSE_HAND[side][1]], other_px, box[2], self.cfg.recovery)
+            hit = pick_candidate(cands, pose_px[POSE_HAND[side][1]], other_px, box[2], self.cfg.recovery, picture)
             if hit is not None:
                 hit[:, :2] /= scale
                 hit[:, 2] /= width

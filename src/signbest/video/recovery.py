@@ -33,26 +33,44 @@ POSE_HAND = {"left": (13, 15, 17, 19), "right": (14, 16, 18, 20)}
 @dataclass
 class RecoveryConfig:
     min_wrist_visibility: float = 0.5  # pose wrist less visible than this: the hand is likely out of view
-    crop_scale: float = 3.2  # crop side as a multiple of the wrist-to-knuckles distance
+    crop_scale: float = 6.0  # crop side as a multiple of the wrist-to-knuckles distance (context helps palm detection)
     min_crop_px: float = 32.0  # never crop smaller than this (pixels of the original frame)
     crop_size: int = 256  # the crop is resized to this before the hand model sees it
+    min_confidence: float = 0.3  # the hand model's detection threshold on crops (the wrist check guards it)
+    min_inside: float = 0.8  # share of a detection's 21 joints that must lie inside the picture
     max_wrist_distance: float = 0.35  # accept a detection whose wrist is this close (share of crop side)
     min_other_hand_distance: float = 0.25  # ...and whose centre is this far from the other hand
     max_gap: int = 3  # interpolate gaps of at most this many frames (0: never)
 
 
+def content_box(max_gray: np.ndarray, threshold: int = 16) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the picture inside black letterbox bars, from the per-pixel maximum over frames.
+
+    Many sign datasets pad their clips to a square with black bars; a wrist the pose model places in a
+    bar is outside the picture, however much the frame is.
+    """
+    rows = np.flatnonzero(max_gray.max(1) > threshold)
+    cols = np.flatnonzero(max_gray.max(0) > threshold)
+    if len(rows) == 0 or len(cols) == 0:
+        return 0, 0, max_gray.shape[1], max_gray.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def hand_crop_box(pose_px: np.ndarray, visibility: np.ndarray, side: str, width: int, height: int,
-                  cfg: RecoveryConfig) -> tuple[float, float, float] | None:
+                  cfg: RecoveryConfig, picture: tuple[int, int, int, int] | None = None
+                  ) -> tuple[float, float, float] | None:
     """A square (cx, cy, side) around where the pose model puts the hand, or None if it is not in view.
 
     pose_px (33, 2) pixels, visibility (33,). None when the wrist is missing, barely visible, or outside
-    the frame: a hand there cannot be seen, so looking for one could only invent it.
+    the picture (the frame, or `picture` (x0, y0, x1, y1) inside letterbox bars): a hand there cannot be
+    seen, so looking for one could only invent it.
     """
     elbow, wrist, pinky, index = POSE_HAND[side]
     w = pose_px[wrist]
     if not np.isfinite(pose_px[[wrist, pinky, index]]).all() or visibility[wrist] < cfg.min_wrist_visibility:
         return None
-    if not (0 <= w[0] < width and 0 <= w[1] < height):
+    x0, y0, x1, y1 = picture if picture is not None else (0, 0, width, height)
+    if not (x0 <= w[0] < x1 and y0 <= w[1] < y1):
         return None
     knuckles = (pose_px[pinky] + pose_px[index]) / 2
     reach = float(np.linalg.norm(knuckles - w))
@@ -91,10 +109,18 @@ def crop_to_frame(landmarks: np.ndarray, box: tuple[float, float, float]) -> np.
 
 
 def pick_candidate(candidates: list[np.ndarray], pose_wrist: np.ndarray, other_hand: np.ndarray | None,
-                   side: float, cfg: RecoveryConfig) -> np.ndarray | None:
-    """The detection (21, 3) pixels whose wrist is nearest the pose wrist, if near enough and not the other hand."""
+                   side: float, cfg: RecoveryConfig, picture: tuple[int, int, int, int] | None = None
+                   ) -> np.ndarray | None:
+    """The detection (21, 3) pixels whose wrist is nearest the pose wrist, if near enough, inside the
+    picture and not the other hand. A hand cut by the picture's edge gets its hidden joints guessed by
+    the model: those guesses are not kept."""
     best, best_d = None, np.inf
     for c in candidates:
+        if picture is not None:
+            x0, y0, x1, y1 = picture
+            inside = (c[:, 0] >= x0) & (c[:, 0] < x1) & (c[:, 1] >= y0) & (c[:, 1] < y1)
+            if inside.mean() < cfg.min_inside:
+                continue
         d = float(np.linalg.norm(c[0, :2] - pose_wrist))
         if d > cfg.max_wrist_distance * side or d >= best_d:
             continue

@@ -90,7 +90,7 @@ def write_clip(path: Path, clip: dict) -> None:
 
 def summary_row(video: Path, out_file: Path, clip: dict) -> dict:
     """The manifest row of one extracted clip."""
-    row = {"video_id": video.stem, "video_file": str(video), "pose_file": out_file.name,
+    row = {"video_id": video.stem, "video_file": str(video.resolve()), "pose_file": out_file.name,
            "frames": len(clip["pose"]), "frames_declared": int(clip["frames_declared"]),
            "fps": round(float(clip["fps"]), 3), "width": int(clip["width"]), "height": int(clip["height"]),
            "extractor": str(clip["extractor"]), "seconds": round(float(clip["seconds"]), 3)}
