@@ -217,3 +217,17 @@ def test_content_box_finds_letterbox_bars():
     img[100, 100] = 0
     assert content_box(img) == (10, 30, 250, 220)
     assert content_box(np.zeros((50, 40), np.uint8)) == (0, 0, 40, 50)  # all black: the whole frame
+
+
+def test_recovered_hands_are_kept_only_near_holistic_ones():
+    from signbest.video.recovery import keep_bridges
+    t = 20
+    hand = np.zeros((t, 21, 3), np.float32)
+    src = np.zeros(t, np.uint8)
+    src[[2, 3]] = HandSource.HOLISTIC
+    src[[5, 9, 15]] = HandSource.CROP  # 2, 6 and 12 frames from the nearest Holistic hand
+    h, s = keep_bridges(hand, src, max_bridge=6)
+    assert list(np.flatnonzero(s == HandSource.CROP)) == [5, 9]
+    assert np.isnan(h[15]).all() and s[15] == HandSource.MISSING
+    h, s = keep_bridges(hand, np.where(src == HandSource.HOLISTIC, 0, src).astype(np.uint8), 6)
+    assert (s != HandSource.CROP).all()  # no Holistic hand in the clip: no re-detection is trusted

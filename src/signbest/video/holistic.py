@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .recovery import (POSE_HAND, HandSource, RecoveryConfig, content_box, crop_square, crop_to_frame,
-                       hand_crop_box, interpolate_gaps, pick_candidate)
+                       hand_crop_box, interpolate_gaps, keep_bridges, pick_candidate)
 
 EXTRACTOR = "mediapipe-holistic"
 INSTALL_HINT = "pip install 'signbest[video]'   (MediaPipe 0.10.21 with its bundled models, OpenCV)"
@@ -139,6 +139,7 @@ class HolisticExtractor:
                "frames_declared": np.int32(declared), "picture": np.array(content_box(max_gray), np.int32)}
         for s in hands:
             h, so = np.stack(hands[s]), np.array(src[s], np.uint8)
+            h, so = keep_bridges(h, so, self.cfg.recovery.max_bridge)
             if self.cfg.interpolate and self.cfg.recovery.max_gap > 0:
                 h, so = interpolate_gaps(h, so, self.cfg.recovery.max_gap)
             out[f"{s}_hand"], out[f"{s}_hand_source"] = h, so

@@ -36,10 +36,11 @@ class RecoveryConfig:
     crop_scale: float = 6.0  # crop side as a multiple of the wrist-to-knuckles distance (context helps palm detection)
     min_crop_px: float = 32.0  # never crop smaller than this (pixels of the original frame)
     crop_size: int = 256  # the crop is resized to this before the hand model sees it
-    min_confidence: float = 0.3  # the hand model's detection threshold on crops (the wrist check guards it)
+    min_confidence: float = 0.5  # the hand model's detection threshold on crops (0.3 found necks and clothing)
     min_inside: float = 0.8  # share of a detection's 21 joints that must lie inside the picture
     max_wrist_distance: float = 0.35  # accept a detection whose wrist is this close (share of crop side)
     min_other_hand_distance: float = 0.25  # ...and whose centre is this far from the other hand
+    max_bridge: int = 6  # keep a re-detected hand only this many frames from one Holistic found itself
     max_gap: int = 3  # interpolate gaps of at most this many frames (0: never)
 
 
@@ -130,6 +131,23 @@ def pick_candidate(candidates: list[np.ndarray], pose_wrist: np.ndarray, other_h
                 continue  # the same hand Holistic already gave to the other side
         best, best_d = c, d
     return best
+
+
+def keep_bridges(hand: np.ndarray, source: np.ndarray, max_bridge: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop re-detected hands farther than max_bridge frames from a hand Holistic found itself.
+
+    The crop pass is trusted only to bridge dropouts of a hand that Holistic tracks (blur, crossing):
+    where Holistic never sees a hand nearby, a detection on a crop is too often the neck or a fold of
+    clothing that the palm detector mistakes for a hand (seen on WLASL: a signer's V-neck, 10 frames).
+    """
+    hand, source = hand.copy(), source.copy()
+    anchors = np.flatnonzero(source == HandSource.HOLISTIC)
+    crops = np.flatnonzero(source == HandSource.CROP)
+    if len(crops):
+        dist = np.abs(crops[:, None] - anchors[None, :]).min(1) if len(anchors) else np.full(len(crops), np.inf)
+        drop = crops[dist > max_bridge]
+        hand[drop], source[drop] = np.nan, HandSource.MISSING
+    return hand, source
 
 
 def interpolate_gaps(hand: np.ndarray, source: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
