@@ -77,7 +77,8 @@ def contact_sheet(events: list, path: Path, title: str, cols: int = 6) -> None:
         if not ok:
             continue
         wrist = pose[POSE_HAND[side][1], :2] * (w, h)
-        cv2.circle(img, (int(wrist[0]), int(wrist[1])), 5, (0, 0, 255), 2)  # where the pose model puts it
+        if np.isfinite(wrist).all():  # where the pose model puts it (no pose found: no mark)
+            cv2.circle(img, (int(wrist[0]), int(wrist[1])), 5, (0, 0, 255), 2)
         if np.isfinite(hand).all():
             for x, y in hand[:, :2] * (w, h):
                 cv2.circle(img, (int(x), int(y)), 2, (0, 255, 0), -1)

@@ -43,7 +43,7 @@ def extract(inputs: Annotated[list[Path], typer.Argument(help="videos, folders o
             recover_hands: Annotated[bool, typer.Option(help="second hand-model pass around the pose wrists where Holistic missed a hand")] = True,
             interpolate: Annotated[int, typer.Option(help="fill hand gaps of at most this many frames (0: off)")] = 3,
             model_complexity: Annotated[int, typer.Option(help="Holistic pose model: 0, 1 or 2")] = 1) -> None:
-    """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs signbest[video]."""
+    """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs the video extra."""
     from .video.batch import FAILURES, MANIFEST, extract_videos
     from .video.holistic import ExtractConfig, require_mediapipe
     from .video.recovery import RecoveryConfig
