@@ -1,0 +1,1 @@
+"""Video -> pose: MediaPipe Holistic extraction (optional extra `signbest[video]`), hand recovery, batch runs."""
