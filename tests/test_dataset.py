@@ -125,3 +125,20 @@ def test_signer_split_keeps_signers_apart(synth_dir):
     assert summary["val"] >= 0.25 * len([c for c in m.clips if c.split in ("train", "val")])
     again, _ = split_by_signer(m, 0.25, seed=1)
     assert [c.split for c in again] == [c.split for c in clips]  # seeded
+
+
+def test_manifest_without_glosses_is_an_unlabelled_pool(tmp_path):
+    import pytest
+    from signbest.config import load_config
+    from signbest.train.finetune import finetune
+
+    for i in range(3):  # what `signbest extract` writes: video_id, pose_file and extraction facts
+        write_holistic_npz(tmp_path / f"v{i}.npz", t=12, seed=i)
+    (tmp_path / "manifest.csv").write_text("video_id,video_file,pose_file,frames\n" +
+                                           "".join(f"v{i},/videos/v{i}.mp4,v{i}.npz,12\n" for i in range(3)))
+    m = read_manifest(tmp_path)
+    assert not m.labelled and [c.split for c in m.clips] == ["train"] * 3
+    ds = SignDataset(m, "train", num_frames=8, progress=False)
+    assert len(ds) == 3 and ds[0]["body"].shape[0] == 8  # usable for tokenizer training and pre-training
+    with pytest.raises(ValueError, match="no gloss column"):
+        finetune(load_config("tiny"), str(tmp_path / "manifest.csv"), tmp_path / "ft", progress=False)

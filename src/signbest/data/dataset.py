@@ -86,6 +86,7 @@ class SignDataset(Dataset):
         self.clips = [c for c in wanted.clips if c.clip_id in position]
         self.rows = np.array([position[c.clip_id] for c in self.clips], dtype=np.int64)
         self.glosses = full.glosses
+        self.labelled = full.labelled
         self.num_frames, self.train = num_frames, train
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim

@@ -27,7 +27,7 @@ def summarize_dataset(path: str | Path, progress: bool = True) -> dict:
     for c in manifest.clips:
         by_split[c.split] = by_split.get(c.split, 0) + 1
     return {"manifest": str(manifest.path), "clips": len(manifest.clips), "readable": len(data.clip_ids),
-            "failed": len(data.failures), "classes": manifest.num_classes,
+            "failed": len(data.failures), "classes": manifest.num_classes if manifest.labelled else "unlabelled",
             "signers": len({c.signer for c in manifest.clips if c.signer}), "splits": by_split,
             "frames_min": int(lengths.min()), "frames_median": float(np.median(lengths)),
             "frames_max": int(lengths.max()), **{f"{p}_present": float(valid[p].mean()) for p in PARTS},

@@ -2,7 +2,9 @@
 
 Columns: clip_id, pose_file (relative to the CSV's folder, or absolute), gloss, label, split, signer.
 WLASL100's metadata.csv in ../shared/data is itself a valid manifest (video_id and signer_id are
-read as clip_id and signer).
+read as clip_id and signer). Without a gloss column the clips are unlabelled (every split "train"
+unless given): enough for tokenizer training, pre-training and `inspect`, refused by fine-tuning. The
+manifest.csv that `signbest extract` writes is such a manifest.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Manifest:
     clips: list[Clip]
     glosses: list[str]  # label -> gloss
     path: Path | None = None  # the CSV it came from
+    labelled: bool = True  # False for a manifest without glosses (pre-training pools)
 
     def __post_init__(self):
         ids = [c.clip_id for c in self.clips]
@@ -55,7 +58,7 @@ class Manifest:
         if not keep:
             have = sorted({c.split for c in self.clips})
             raise ValueError(f"{self.path}: no clip in split '{split}' (splits present: {have})")
-        return Manifest(keep, self.glosses, self.path)
+        return Manifest(keep, self.glosses, self.path, self.labelled)
 
 
 def _row(raw: dict) -> dict:
@@ -76,9 +79,12 @@ def read_manifest(path: str | Path) -> Manifest:
         rows = [_row(r) for r in csv.DictReader(f)]
     if not rows:
         raise ValueError(f"{path}: the manifest has no rows")
-    missing = {"clip_id", "pose_file", "gloss"} - set(rows[0])
+    missing = {"clip_id", "pose_file"} - set(rows[0])
     if missing:
         raise ValueError(f"{path}: manifest lacks columns {sorted(missing)} (has {sorted(rows[0])})")
+    labelled = "gloss" in rows[0]
+    if not labelled:
+        rows = [{**r, "gloss": "<unlabelled>", "label": "0"} for r in rows]
     has_labels = all(r.get("label", "") != "" for r in rows)
     if has_labels:
         glosses: dict[int, str] = {}
@@ -95,7 +101,7 @@ def read_manifest(path: str | Path) -> Manifest:
         clips.append(Clip(r["clip_id"], pf if pf.is_absolute() else (path.parent / pf).resolve(), r["gloss"],
                           int(r["label"]) if has_labels else index[r["gloss"]],
                           r.get("split") or "train", r.get("signer", "")))
-    return Manifest(clips, gloss_list, path)
+    return Manifest(clips, gloss_list, path, labelled)
 
 
 def write_manifest(manifest_clips: list[Clip], path: str | Path, extra: dict[str, list] | None = None) -> Path:

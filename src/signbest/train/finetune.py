@@ -77,6 +77,8 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     seed_everything(fcfg.seed)
     aug = AugmentConfig(fcfg.perturb, fcfg.shift, fcfg.swap_hands)
     train_set = SignDataset(data, "train", fcfg.num_frames, True, aug, fcfg.seed, progress=progress)
+    if not train_set.labelled:
+        raise ValueError(f"{data}: the manifest has no gloss column: fine-tuning needs labelled clips")
     val_set = SignDataset(data, "val", fcfg.num_frames, False, progress=False)
     if pretrained:
         weights, pre_cfg = load_weights(Path(pretrained))
