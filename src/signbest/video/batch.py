@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .holistic import VIDEO_SUFFIXES, ExtractConfig, HolisticExtractor, VideoError
-from .writers import FORMATS, atomic_bytes, remove_partials, summary_row, write_clip
+from ..atomic import remove_partials
+from .writers import FORMATS, atomic_bytes, summary_row, write_clip
 
 MANIFEST, FAILURES, LOG = "manifest.csv", "failures.csv", "extract.log"
 

@@ -6,34 +6,17 @@ name, then renamed), so a killed extraction never leaves a half-written pose fil
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
+
 FORMATS = ("npz", "pose")
-TMP_MARK = ".partial-"  # temporary files: `.partial-<pid>-<name>`, removed when a run starts
 
 
 def atomic_bytes(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f"{TMP_MARK}{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_partials(folder: Path) -> int:
-    """Delete temporary files a killed run left behind; returns how many."""
-    n = 0
-    for p in folder.glob(f"{TMP_MARK}*"):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
 
 
 def write_npz(path: Path, clip: dict) -> None:
