@@ -200,6 +200,11 @@ def test_real_clip_gives_its_frames_and_plausible_joints(tmp_path, fmt):
         with np.load(tmp_path / "00626.npz") as d:
             src = d["right_hand_source"]
             assert ((src == HandSource.HOLISTIC) == ref_right).all()  # same as the shared extraction
+            # this clip has one left-hand dropout that the crop pass bridges: the hand sits on the pose wrist
+            crop = np.flatnonzero(d["left_hand_source"] == HandSource.CROP)
+            assert len(crop) >= 1
+            gap = np.linalg.norm(d["left_hand"][crop, 0, :2] - d["pose"][crop, 15, :2], axis=-1) * 256
+            assert (gap < 20).all()
 
 
 def test_pick_candidate_drops_hands_reaching_out_of_the_picture():
