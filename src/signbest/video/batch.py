@@ -114,7 +114,7 @@ def _row_from_file(video: Path, out_file: Path) -> dict:
     if out_file.suffix == ".npz":
         with np.load(out_file, allow_pickle=False) as d:
             return summary_row(video, out_file, {k: d[k] for k in d.files})
-    return {"video_id": video.stem, "video_file": str(video), "pose_file": out_file.name}
+    return {"video_id": video.stem, "video_file": str(video.resolve()), "pose_file": out_file.name}
 
 
 def extract_videos(inputs: list[str | Path], out: str | Path, workers: int = 1, fmt: str = "npz",
