@@ -11,8 +11,8 @@ import time
 import torch
 
 from signbest.config import load_config
-from signbest.train.common import autocast, bf16_supported
-from signbest.train.finetune import build_classifier
+from signbest.runtime import autocast, bf16_supported
+from signbest.predict import build_classifier
 from bench_common import fake_clips  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
 from bench_common import fake_clips
 from signbest.models.masking import MaskingConfig, MUMMasking
-from signbest.train.common import autocast, bf16_supported
+from signbest.runtime import autocast, bf16_supported
 from signbest.train.engine import make_adam
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from signbest.config import load_config
 from signbest.eval.evaluate import evaluate
-from signbest.train.checkpoint import write_json
+from signbest.checkpoint import write_json
 from signbest.train.finetune import finetune
 from signbest.train.pretrain import pretrain
 from signbest.train.tokenizer import train_tokenizer

@@ -11,14 +11,32 @@ from signbest.data import cache as cache_mod
 from signbest.data.adapters import slr500, wlasl
 
 
-def test_sample_frames_window():
+def test_spread_sampling_covers_the_whole_clip_for_every_length():
     rng = np.random.default_rng(0)
-    centre = sample_frames(100, 32, train=False)
+    for n in range(1, 201):
+        for train in (False, True):
+            idx = sample_frames(n, 32, train, rng)
+            if n <= 32:
+                np.testing.assert_array_equal(idx, np.arange(n))
+                continue
+            seg = n / 32
+            assert len(idx) == 32 and (np.diff(idx) > 0).all() and idx.min() >= 0 and idx.max() < n
+            # one frame in each of 32 equal segments: first in the first, last in the last
+            assert (idx >= np.floor(np.arange(32) * seg)).all() and (idx < np.ceil((np.arange(32) + 1) * seg)).all()
+    # multi-window phases: segment starts, centres, ends
+    np.testing.assert_array_equal(sample_frames(64, 32, False, offset=0.0), np.arange(0, 64, 2))
+    np.testing.assert_array_equal(sample_frames(64, 32, False, offset=1.0), np.arange(1, 64, 2))
+
+
+def test_window_sampling_is_the_old_strided_window():
+    rng = np.random.default_rng(0)
+    centre = sample_frames(100, 32, train=False, mode="window")
     assert len(centre) == 32 and (np.diff(centre) == 3).all()
     assert centre[0] == (100 - (31 * 3 + 1)) // 2
-    starts = {int(sample_frames(100, 32, True, rng)[0]) for _ in range(50)}
+    starts = {int(sample_frames(100, 32, True, rng, mode="window")[0]) for _ in range(50)}
     assert len(starts) > 1 and min(starts) >= 0 and max(starts) <= 100 - 94
-    np.testing.assert_array_equal(sample_frames(10, 32, True, rng), np.arange(10))
+    # a 60-frame clip keeps 32 consecutive frames: the reason spread is the default
+    assert np.ptp(sample_frames(60, 32, False, mode="window")) == 31
 
 
 def test_items_are_padded_with_a_frame_mask(synth_dir):

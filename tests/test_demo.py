@@ -26,14 +26,15 @@ def test_every_shipped_config_builds_every_section():
 
 
 def test_demo_runs_end_to_end_at_tiny_size(tmp_path):
-    res = run_demo(tmp_path / "demo", config="tiny", budget_s=40, classes=4, signers=3, per_class=6, progress=False)
+    res = run_demo(tmp_path / "demo", config="tiny", classes=4, signers=3, per_class=6, progress=False)
     assert set(res["runs"]) == {"scratch", "best"}
     for r in res["runs"].values():
         assert 0 <= r["per_instance_top1"] <= 100 and r["clips"] > 0
     out = tmp_path / "demo"
-    for name in ("results.md", "results.json", "tokens.png", "tokenizer/model.safetensors",
-                 "pretrain/model.safetensors", "pretrain/pretrain_metrics.png", "finetune-best/best/model.safetensors",
+    for name in ("results.md", "results.json", "tokens.png", "tokenizer/checkpoint/model.safetensors",
+                 "pretrain/checkpoint/model.safetensors", "pretrain/pretrain_metrics.png",
+                 "finetune-best/selected/model.safetensors", "finetune-best/fingerprint.json",
                  "finetune-scratch/finetune_metrics.png", "finetune-best/eval-test/confusion.png"):
         assert (out / name).exists(), name
-    assert json.loads((out / "finetune-best" / "best" / "config.json").read_text())["pretrained"]
+    assert json.loads((out / "finetune-best" / "selected" / "config.json").read_text())["pretrained"]
     assert "BEST (coupled tokenizer + MUM)" in (out / "results.md").read_text()

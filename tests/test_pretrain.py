@@ -16,7 +16,8 @@ from signbest.models.best import BESTPretrainer, ModelConfig
 from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
 from signbest.train.engine import collate
 from signbest.train.pretrain import SignDataset, masked_step, pretrain
-from signbest.train.tokenizer import load_tokenizer, train_tokenizer
+from signbest.tokens import load_tokenizer
+from signbest.train.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +89,16 @@ def test_tiny_pretraining_lowers_the_loss_and_resumes_exactly(synth_dir, tokeniz
            "--tokenizer", str(tokenizer_dir), "--out", str(cut), "--set", "pretrain.epochs=3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (cut / "state.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (cut / "checkpoint" / "state.json").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.kill()
     proc.wait()
-    done = json.loads((cut / "state.json").read_text())["epoch"]
+    done = json.loads((cut / "checkpoint" / "state.json").read_text())["epoch"]
     assert 1 <= done < 3, "the run should have been killed before it finished"
     resumed = pretrain(cfg, data, tokenizer_dir, cut, progress=False)
     assert resumed["epoch"] == 3
     np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-4)
-    np.testing.assert_allclose(resumed["val_loss"], full["val_loss"], rtol=1e-4)
+    np.testing.assert_allclose(resumed["heldout_loss"], full["heldout_loss"], rtol=1e-4)
     assert len(np.atleast_1d(np.loadtxt(cut / "pretrain_metrics.csv", delimiter=",", skiprows=1, usecols=0))) == 3
 
 
@@ -117,4 +118,4 @@ def test_torchrun_two_processes_match_one(synth_dir, tokenizer_dir, tmp_path):
     read = lambda d: np.genfromtxt(d / "pretrain_metrics.csv", delimiter=",", names=True)
     a, b = read(tmp_path / "one"), read(tmp_path / "two")
     np.testing.assert_allclose(b["loss"], a["loss"], rtol=2e-3)
-    np.testing.assert_allclose(b["val_loss"], a["val_loss"], rtol=2e-3)
+    np.testing.assert_allclose(b["heldout_loss"], a["heldout_loss"], rtol=2e-3)

@@ -9,7 +9,8 @@ from signbest.config import load_config, section
 from signbest.data import SignDataset
 from signbest.models.quantizer import MISSING, VectorQuantizer, codebook_stats
 from signbest.models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer
-from signbest.train.tokenizer import evaluate_tokenizer, frame_pool, load_tokenizer, train_tokenizer
+from signbest.tokens import evaluate_tokenizer, frame_pool, load_tokenizer
+from signbest.train.tokenizer import train_tokenizer
 
 
 def _frames(synth_dir, n=512):
@@ -107,7 +108,7 @@ def test_train_save_reload_gives_identical_ids(synth_dir, tmp_path, kind):
     cfg = load_config("tiny", [f"tokenizer.kind={kind}"])
     result = train_tokenizer(cfg, [synth_dir / "manifest.csv"], tmp_path, progress=False)
     assert {"rec_px_left", "hand_usage", "body_perplexity"} <= set(result)
-    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
+    assert (tmp_path / "checkpoint" / "model.safetensors").exists() and (tmp_path / "checkpoint" / "config.json").exists()
     tok = load_tokenizer(tmp_path)
     frames = _frames(synth_dir, 256)
     a, b = tok.tokenize(frames), load_tokenizer(tmp_path).tokenize(frames)
@@ -115,18 +116,8 @@ def test_train_save_reload_gives_identical_ids(synth_dir, tmp_path, kind):
         assert torch.equal(x, y)
 
 
-def test_tokenizer_training_resumes_after_a_kill(synth_dir, tmp_path):
-    cfg = load_config("tiny", ["tokenizer.epochs=3"])
-    full = train_tokenizer(cfg, [synth_dir / "manifest.csv"], tmp_path / "full", progress=False)
-    train_tokenizer(load_config("tiny", ["tokenizer.epochs=2"]), [synth_dir / "manifest.csv"], tmp_path / "cut",
-                    progress=False)  # "killed" after epoch 2
-    resumed = train_tokenizer(cfg, [synth_dir / "manifest.csv"], tmp_path / "cut", progress=False)
-    assert resumed["epoch"] == 3
-    np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-4)
-
-
 def test_tokenize_writes_ids_aligned_with_clips(synth_dir, tmp_path):
-    from signbest.train.tokenize import tokenize_dataset
+    from signbest.tokens import tokenize_dataset
 
     train_tokenizer(load_config("tiny", ["tokenizer.kind=kmeans"]), [synth_dir / "manifest.csv"], tmp_path / "tok",
                     progress=False)

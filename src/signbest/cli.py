@@ -100,18 +100,20 @@ def resplit(data: Annotated[Path, typer.Argument(help="dataset manifest")],
 
 
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
 
 
 @app.command("train-tokenizer")
 def train_tokenizer_cmd(config: Annotated[str, typer.Option(help="shipped config name (paper, small, tiny, ...) or JSON path")],
                         data: Annotated[list[Path], typer.Option(help="dataset manifest (repeat to pool datasets)")],
                         out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
-                        set_: Overrides = None) -> None:
-    """Train the pose tokenizer (coupled d-VAE, separate VQ or K-Means, per config) on the train split."""
+                        set_: Overrides = None, overwrite: Overwrite = False) -> None:
+    """Train the pose tokenizer (coupled d-VAE, separate VQ or K-Means, per config) on the train split.
+    Under torchrun, one process per device."""
     from .config import load_config
     from .train.tokenizer import train_tokenizer
 
-    result = train_tokenizer(load_config(config, set_), data, out)
+    result = train_tokenizer(load_config(config, set_), data, out, overwrite=overwrite)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -121,7 +123,7 @@ def tokenize(tokenizer: Annotated[Path, typer.Option(help="trained tokenizer fol
              out: Annotated[Optional[Path], typer.Option(help="output .npz (default: <tokenizer>/tokens-<data>.npz)")] = None,
              split: Annotated[str, typer.Option(help="split to tokenize, or 'all'")] = "all") -> None:
     """Write the (left, right, body) token ids of every frame of every clip."""
-    from .train.tokenize import tokenize_dataset
+    from .tokens import tokenize_dataset
 
     path = tokenize_dataset(tokenizer, data, out, split)
     typer.echo(f"wrote {path}")
@@ -135,7 +137,7 @@ def show_tokens_cmd(tokenizer: Annotated[Path, typer.Option(help="trained tokeni
                     members: Annotated[int, typer.Option(help="member frames per code")] = 6,
                     split: Annotated[str, typer.Option(help="split to draw from")] = "all") -> None:
     """Draw member frames of the most used codes (paper figure 2)."""
-    from .train.tokenize import show_dataset_tokens
+    from .tokens import show_dataset_tokens
 
     typer.echo(f"wrote {show_dataset_tokens(tokenizer, data, out, codes, members, split)}")
 
@@ -145,12 +147,12 @@ def pretrain(config: Annotated[str, typer.Option(help="shipped config name or JS
              data: Annotated[list[Path], typer.Option(help="dataset manifest; repeat to pool the train splits")],
              out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
              tokenizer: Annotated[Optional[Path], typer.Option(help="trained tokenizer folder (token objective)")] = None,
-             set_: Overrides = None) -> None:
+             set_: Overrides = None, overwrite: Overwrite = False) -> None:
     """Pre-train the BEST encoder with masked unit modelling. Under torchrun, one process per device."""
     from .config import load_config
     from .train.pretrain import pretrain as run
 
-    result = run(load_config(config, set_), data, tokenizer, out)
+    result = run(load_config(config, set_), data, tokenizer, out, overwrite=overwrite)
     if result:
         typer.echo(json.dumps(result, indent=2))
 
@@ -160,12 +162,13 @@ def finetune(config: Annotated[str, typer.Option(help="shipped config name or JS
              data: Annotated[Path, typer.Option(help="dataset manifest with train and val splits")],
              out: Annotated[Path, typer.Option(help="output folder (resumes if it holds a checkpoint)")],
              pretrained: Annotated[Optional[Path], typer.Option(help="pre-trained folder; leave out to train from scratch")] = None,
-             set_: Overrides = None) -> None:
-    """Fine-tune for isolated sign recognition; the best epoch on val is kept in OUT/best."""
+             set_: Overrides = None, overwrite: Overwrite = False) -> None:
+    """Fine-tune for isolated sign recognition; the epoch chosen on dev (carved from train) is kept in
+    OUT/selected. Under torchrun, one process per device."""
     from .config import load_config
     from .train.finetune import finetune as run
 
-    typer.echo(json.dumps(run(load_config(config, set_), data, out, pretrained), indent=2))
+    typer.echo(json.dumps(run(load_config(config, set_), data, out, pretrained, overwrite=overwrite), indent=2))
 
 
 @app.command()
@@ -194,7 +197,7 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
             top: Annotated[int, typer.Option(help="how many glosses to show")] = 5) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV."""
-    from .eval.evaluate import predict as run
+    from .predict import predict as run
 
     results = run(checkpoint, files, top)
     if csv_out is None and any(f.is_dir() for f in files):
@@ -217,26 +220,40 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
 @app.command()
 def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
          config: Annotated[str, typer.Option(help="config for every stage")] = "demo",
-         minutes: Annotated[float, typer.Option(help="time budget for the whole run")] = 9.0,
          kmeans: Annotated[bool, typer.Option(help="also pre-train with the K-Means tokenizer")] = False,
          classes: Annotated[int, typer.Option(help="synthetic signs")] = 20,
-         seed: Annotated[int, typer.Option(help="random seed")] = 0) -> None:
+         seed: Annotated[int, typer.Option(help="random seed of the synthetic data")] = 0,
+         set_: Overrides = None, overwrite: Overwrite = False) -> None:
     """Synthetic signs -> tokenizer -> MUM pre-training -> fine-tuning with and without it -> results."""
     from .demo import run_demo
 
-    res = run_demo(out, config, minutes * 60, classes=classes, seed=seed, kmeans=kmeans)
+    res = run_demo(out, config, classes=classes, seed=seed, kmeans=kmeans, overrides=set_, overwrite=overwrite)
     typer.echo("\nTest signer, synthetic signs:\n" + res["table"])
     typer.echo(f"Finished in {res['wall_s']:.0f} s. Checkpoints, curves and tokens.png are in {res['out']}")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from .pose import PoseError
+    """Entry point: every error is one line `error: ...` with exit status 2; `--debug` (or
+    SIGNBEST_DEBUG=1) shows the traceback instead."""
+    import os
+    import sys
 
+    debug = os.environ.get("SIGNBEST_DEBUG", "") not in ("", "0") or "--debug" in sys.argv
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         app()
-    except (PoseError, FileNotFoundError, ValueError) as e:
-        typer.echo(f"error: {e}", err=True)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130)
+    except Exception as e:  # noqa: BLE001 - the contract: no raw traceback for users
+        if debug:
+            raise
+        from .pose import PoseError
+
+        known = isinstance(e, (PoseError, FileNotFoundError, ValueError, RuntimeError))
+        typer.echo(f"error: {e}" if known else f"error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         raise SystemExit(2)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -18,9 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..pose import NormalizeConfig, PoseError, normalize, read_pose
+from ..pose.normalize import PREPROCESS_VERSION
 from .manifest import Manifest
 
-CACHE_VERSION = 1
+log = logging.getLogger(__name__)
+CACHE_VERSION = 2  # layout of the cache file; the normalisation's own version is PREPROCESS_VERSION
 ARRAYS = ("body", "left", "right", "body_mask", "left_mask", "right_mask")
 
 
@@ -46,7 +49,7 @@ class PreprocessedSet:
 
 
 def _key(manifest: Manifest, cfg: NormalizeConfig) -> str:
-    h = hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": asdict(cfg)}, sort_keys=True).encode())
+    h = hashlib.sha1(json.dumps({"v": CACHE_VERSION, "pre": PREPROCESS_VERSION, "cfg": asdict(cfg)}, sort_keys=True).encode())
     for c in manifest.clips:
         try:
             st = c.pose_file.stat()
@@ -63,8 +66,9 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
     if use_cache and path.exists():
         try:
             return _load(path)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is rebuilt below
+        except Exception as e:  # noqa: BLE001 - any damage (truncated zip, bad JSON) means: rebuild it
+            log.warning("%s: unreadable cache entry (%s: %s); rebuilding it", path, type(e).__name__, e)
+            path.unlink(missing_ok=True)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
     lengths, ids, failures = [], [], {}
     for clip in tqdm(manifest.clips, desc="preprocess", unit="clip", disable=not progress, leave=False):

@@ -18,14 +18,23 @@ BODY_MIRROR = [0, 4, 5, 6, 1, 2, 3]
 
 
 def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Generator | None = None,
-                  offset: float = 0.5) -> np.ndarray:
-    """Indices of a window of `num_frames` frames, strided so the window spans the whole clip.
+                  offset: float = 0.5, mode: str = "spread") -> np.ndarray:
+    """Indices of `num_frames` frames of a clip of `length` frames (all frames when it is not longer).
 
-    Training takes a random window start (and so a random phase of the stride); testing takes the
-    one at `offset` (0 = first, 0.5 = centred, 1 = last; multi-window testing varies it). Clips shorter than `num_frames` return all their frames (the caller pads).
+    mode "spread" (default): one frame in each of `num_frames` equal segments of the whole clip, at the
+    same phase in every segment: random for training, `offset` for testing (0 = segment starts, 0.5 =
+    centres, 1 = ends; multi-window testing varies it). Every window covers the whole clip.
+    mode "window" (before 0.2): a strided window of `num_frames` frames with stride length // num_frames,
+    so a 60-frame clip kept only 32 consecutive frames; kept to measure the difference.
     """
     if length <= num_frames:
         return np.arange(length)
+    if mode == "spread":
+        seg = length / num_frames  # > 1 frame per segment
+        phase = rng.random() if train else offset
+        return np.floor(np.arange(num_frames) * seg + phase * (seg - 1)).astype(np.int64)
+    if mode != "window":
+        raise ValueError(f"frame sampling mode must be spread or window, got '{mode}'")
     stride = length // num_frames
     span = (num_frames - 1) * stride + 1
     start = int(rng.integers(0, length - span + 1)) if train else int((length - span) * offset)
@@ -74,20 +83,21 @@ class SignDataset(Dataset):
     def __init__(self, manifest: Manifest | str, split: str | None = None, num_frames: int = 32,
                  train: bool = False, augment: AugmentConfig | None = None, seed: int = 0,
                  normalize_cfg: NormalizeConfig | None = None, data: PreprocessedSet | None = None,
-                 progress: bool = True, noise_dim: int = 0):
+                 progress: bool = True, noise_dim: int = 0, sampling: str = "spread"):
         full = read_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
-        self.data = data if data is not None else preprocess(full, normalize_cfg, progress=progress)
+        wanted = full.select(split)
+        # Only the selected split's files are read: training stages never open val or test clips.
+        self.data = data if data is not None else preprocess(wanted, normalize_cfg, progress=progress)
         if self.data.failures:
             ids = sorted(self.data.failures)
             log.warning("%s: skipped %d unreadable clips (%s%s); first error: %s", full.path, len(ids),
                         ", ".join(ids[:5]), ", ..." if len(ids) > 5 else "", self.data.failures[ids[0]])
-        wanted = full.select(split)
         position = {cid: i for i, cid in enumerate(self.data.clip_ids)}
         self.clips = [c for c in wanted.clips if c.clip_id in position]
         self.rows = np.array([position[c.clip_id] for c in self.clips], dtype=np.int64)
         self.glosses = full.glosses
         self.labelled = full.labelled
-        self.num_frames, self.train = num_frames, train
+        self.num_frames, self.train, self.sampling = num_frames, train, sampling
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
         self.window = 0.5  # test-time window position, see sample_frames
@@ -109,6 +119,11 @@ class SignDataset(Dataset):
         """Random choices of item i depend only on (seed, epoch, i): any process, batch or resume agrees."""
         self.epoch = epoch
 
+    def describe(self, indices: list[int]) -> str:
+        """Clip ids and files of items, for messages about a batch."""
+        return ", ".join(f"{self.clips[i].clip_id} ({self.clips[i].pose_file.name})" for i in indices[:8]) + \
+            (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
+
     def clip_arrays(self, i: int) -> dict[str, np.ndarray]:
         """The whole normalised clip i, before sampling and augmentation."""
         return self.data.clip(int(self.rows[i]))
@@ -116,7 +131,7 @@ class SignDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         full = self.clip_arrays(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window)
+        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window, self.sampling)
         item = {k: v[idx] for k, v in full.items()}
         if self.train and self.augment is not None:
             if rng.random() < self.augment.swap_hands:
@@ -142,3 +157,31 @@ def pad_item(item: dict[str, np.ndarray], num_frames: int, label: int, index: in
     out["label"] = torch.tensor(label, dtype=torch.long)
     out["index"] = torch.tensor(index, dtype=torch.long)
     return out
+
+
+class ConcatSets:
+    """Several SignDatasets read as one (the paper pre-trains on all training splits pooled)."""
+
+    def __init__(self, sets: list[SignDataset]):
+        self.sets = sets
+        self.starts = np.cumsum([0] + [len(s) for s in sets])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return k, i - int(self.starts[k])
+
+    def set_epoch(self, epoch: int) -> None:
+        for s in self.sets:
+            s.set_epoch(epoch)
+
+    def describe(self, indices: list[int]) -> str:
+        return "; ".join(self.sets[k].describe([j]) for k, j in map(self._locate, indices[:8]))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        k, j = self._locate(i)
+        item = self.sets[k][j]
+        item["index"] = torch.tensor(i)
+        return item

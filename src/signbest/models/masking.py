@@ -23,6 +23,8 @@ class MaskingConfig:
     parts: str = "both"  # both | hand | body: which parts may be masked (table 7)
     joint_prob: float = 0.5  # R-Mask: share of a chosen frame's joints dropped in joint masking
     clip_prob: float = 1 / 3  # R-Mask: chance that a clip masks one contiguous run instead of scattered frames
+    present_only: bool = True  # MUM: mask only parts the detector found (False: the pre-0.2 behaviour,
+    #   where ~30% of masked parts were missing hands with no target to predict)
 
     def __post_init__(self):
         if self.strategy not in ("mum", "random", "none"):
@@ -55,10 +57,17 @@ class MUMMasking:
     def __repr__(self) -> str:
         return f"MUMMasking(alpha={self.cfg.alpha}, part_prob={self.cfg.part_prob}, parts={self.cfg.parts})"
 
-    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """frame_mask (B, T), noise (B, T, NOISE_DIM) -> part mask (B, T, 3)."""
+    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor,
+                 present: torch.Tensor | None = None) -> torch.Tensor:
+        """frame_mask (B, T), noise (B, T, NOISE_DIM), present (B, T, 3) parts found -> part mask (B, T, 3).
+
+        With `present` (and cfg.present_only), frames are chosen among those with a maskable part that
+        is present, and only present parts are masked, so every masked part has a target."""
+        allowed = _allowed(self.cfg.parts, noise.device).expand(*frame_mask.shape, 3)
+        if present is not None and self.cfg.present_only:
+            allowed = allowed & present
+            frame_mask = frame_mask & allowed.any(-1)
         chosen = choose_frames(frame_mask, noise[..., 0], self.cfg.alpha)
-        allowed = _allowed(self.cfg.parts, noise.device)
         draws = noise[..., 1:4]
         parts = (draws < self.cfg.part_prob) & allowed
         # Frames whose draws masked nothing mask their allowed part with the lowest draw instead.

@@ -56,20 +56,22 @@ class VectorQuantizer(nn.Module):
         return codes * valid[..., None].to(codes.dtype)
 
     @torch.no_grad()
-    def _init_from(self, z: torch.Tensor) -> None:
-        """Start the codebook on encoder outputs (sampled with replacement if too few) so codes begin in use."""
-        pick = torch.randint(0, z.shape[0], (self.num_codes,), device=z.device)
-        self.codebook.data.copy_(z[pick].float() + 0.01 * torch.randn_like(self.codebook) * z.float().std())
+    def _init_from(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Start the codebook on encoder outputs (sampled with replacement if too few) so codes begin in use.
+        A CPU `generator` makes the choice identical in every process of a distributed run."""
+        pick = torch.randint(0, z.shape[0], (self.num_codes,), generator=generator).to(z.device)
+        noise = torch.randn(self.codebook.shape, generator=generator).to(z.device)
+        self.codebook.data.copy_(z[pick].float() + 0.01 * noise * z.float().std())
         self.initialised.fill_(True)
 
     @torch.no_grad()
-    def revive_dead_codes(self, recent_z: torch.Tensor) -> int:
+    def revive_dead_codes(self, recent_z: torch.Tensor, generator: torch.Generator | None = None) -> int:
         """Re-seed codes unused since the last call from recent encoder outputs; returns how many."""
         dead = self.usage == 0
         n = int(dead.sum())
         if n and recent_z.shape[0]:
-            pick = torch.randint(0, recent_z.shape[0], (n,), device=recent_z.device)
-            noise = 0.01 * torch.randn(n, self.dim, device=recent_z.device) * recent_z.float().std()
+            pick = torch.randint(0, recent_z.shape[0], (n,), generator=generator).to(recent_z.device)
+            noise = 0.01 * torch.randn(n, self.dim, generator=generator).to(recent_z.device) * recent_z.float().std()
             self.codebook.data[dead] = recent_z[pick].float() + noise
         self.usage.zero_()
         return n

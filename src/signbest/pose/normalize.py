@@ -20,6 +20,10 @@ import numpy as np
 
 from .sequence import L_ELBOW, L_SHOULDER, L_WRIST, R_ELBOW, R_SHOULDER, R_WRIST, PoseSequence
 
+# Part of every preprocessing cache key: bump it whenever this file changes what `normalize` returns
+# (tests/test_cache_version.py ties it to this file's text, so an unbumped change fails the tests).
+PREPROCESS_VERSION = 1
+
 
 @dataclass(frozen=True)
 class NormalizeConfig:

@@ -57,3 +57,11 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_sum_tensor(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Element-wise sum over processes (a copy; the input is left as it is)."""
+    t = t.clone()
+    if info.enabled:
+        dist.all_reduce(t)
+    return t

@@ -1,73 +1,192 @@
-"""Batches, epochs and learning-rate schedules shared by pre-training and fine-tuning."""
+"""The one training loop of every stage (tokenizer, pre-training, fine-tuning).
+
+A stage (a `Stage` subclass) supplies its model, its batches and its loss; `fit` owns the rest: the run
+fingerprint, epochs and steps, seeded randomness, bf16 autocast, gradient clipping, skipping non-finite
+steps, the learning-rate schedule, the time budget, metrics, atomic checkpoints, resume and DDP.
+"""
 from __future__ import annotations
 
+import logging
 import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
-from ..data import SignDataset
+from .. import fingerprint
+from . import distributed as dist_utils
+from ..checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ..runtime import MetricsLog, TimeBudget, autocast, progress_bar_kwargs
 from .distributed import DistInfo
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss keeps diverging)."""
+
+
+@dataclass
+class Schedule:
+    """Learning-rate factor per optimiser step: linear warm-up, then one of
+    linear (to zero at `total`), cosine (to zero at `total`), step (x gamma every `every` steps), constant."""
+    kind: str = "linear"
+    warmup: int = 0  # warm-up steps
+    total: int = 1  # steps of the whole run
+    every: int = 0  # step kind: steps between decays
+    gamma: float = 0.1  # step kind: decay factor
+
+    def factor(self, step: int, budget: TimeBudget | None = None) -> float:
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
+        if self.kind == "step":
+            return warm * self.gamma ** (step // self.every if self.every > 0 else 0)
+        if self.kind == "constant" or step < self.warmup:
+            return warm
+        progress = (step - self.warmup) / max(self.total - self.warmup, 1)
+        if budget is not None and budget.seconds > 0:  # a run stopped by the clock still ends at a low lr
+            progress = max(progress, budget.elapsed / budget.seconds)
+        progress = min(progress, 1.0)
+        return 1.0 - progress if self.kind == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class Loop:
+    """The loop settings every stage config carries."""
+    epochs: int
+    seed: int
+    grad_clip: float = 0.0  # max gradient norm (0 = off)
+    bf16: bool = True  # bf16 autocast where the hardware has it
+    time_budget_s: float = 0.0  # stop after this many seconds (0 = never)
+    max_bad_steps: int = 10  # non-finite steps skipped before the run stops with an error
+
+
+class Stage:
+    """What a stage gives the engine. Batches are this rank's share of each global batch."""
+    name = "stage"  # metrics file prefix
+    plot_keys: tuple[str, ...] = ("loss",)
+    ddp_kwargs: dict = {}
+
+    def __init__(self, model: torch.nn.Module, config: dict, loop: Loop, info: DistInfo):
+        self.model, self.config, self.loop, self.info = model, config, loop, info
+
+    def optimizer(self) -> torch.optim.Optimizer: raise NotImplementedError
+    def schedule(self, steps_per_epoch: int) -> Schedule: raise NotImplementedError
+    def steps_per_epoch(self) -> int: raise NotImplementedError
+    def batches(self, epoch: int) -> Iterator[dict]: raise NotImplementedError
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, float, dict]:
+        """(mean loss over this rank's n items, n, extra sums to report per item)."""
+        raise NotImplementedError
+
+    def after_step(self, step: int, batch: dict) -> None: pass
+    def evaluate(self, model) -> dict: return {}
+    def end_epoch(self, result: dict, out: Path) -> None: pass  # main rank, before the checkpoint commit
+    def state(self) -> dict: return {}  # extra resumable state
+    def restore(self, state: dict) -> None: pass
+    def describe(self, batch: dict) -> str: return ""
+
+
+def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: bool = False) -> dict:
+    """Train `stage` into `out`, resuming its checkpoint; returns the last epoch's metrics."""
+    info, loop, model, out = stage.info, stage.loop, stage.model, Path(out)
+    if info.main:
+        fingerprint.claim(out, fp, overwrite)
+    dist_utils.barrier(info)
+    opt, spe = stage.optimizer(), stage.steps_per_epoch()
+    schedule, budget = stage.schedule(spe), TimeBudget(loop.time_budget_s)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.factor(s, budget))
+    metrics = MetricsLog(out, f"{stage.name}_metrics", stage.plot_keys) if info.main else None
+    state = load_checkpoint(out / CHECKPOINT, model, opt)
+    start, step, result = 0, 0, {}
+    if state:
+        start, step, result = state["epoch"], state["step"], state.get("result", {})
+        sched.last_epoch = step
+        stage.restore(state)
+        if metrics:
+            metrics.truncate_after("epoch", start)
+        log.info("%s: resuming %s after epoch %d (step %d)", stage.name, out, start, step)
+    ddp = DistributedDataParallel(model, **stage.ddp_kwargs) if info.enabled else model
+    bad = 0
+    for epoch in range(start, loop.epochs):
+        ddp.train()
+        torch.manual_seed(loop.seed * 1000 + epoch * 10 + info.rank)  # dropout etc.: replayable on resume
+        t0, sums = time.monotonic(), Counter()
+        bar = tqdm(stage.batches(epoch), total=spe, desc=f"{stage.name} epoch {epoch + 1}/{loop.epochs}",
+                   **progress_bar_kwargs(progress and info.main))
+        for batch in bar:
+            with autocast(info.device, loop.bf16):
+                loss, n, extra = stage.loss(ddp, batch)
+            # Each rank's mean loss weighted by its share of the global batch: DDP's gradient mean then
+            # equals the single-process gradient of the whole batch.
+            n_global = dist_utils.all_sum(n, info)
+            opt.zero_grad(set_to_none=True)
+            (loss * n * info.world / max(n_global, 1)).backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip or math.inf)
+            if not torch.isfinite(norm):  # the all-reduced gradient: every rank skips together
+                bad += 1
+                log.warning("%s: non-finite loss or gradient at step %d, step skipped (%d/%d)%s", stage.name,
+                            step + 1, bad, loop.max_bad_steps, f"; clips {stage.describe(batch)}" if stage.describe(batch) else "")
+                if bad >= loop.max_bad_steps:
+                    raise TrainingError(f"{stage.name}: {bad} steps with a non-finite loss or gradient; the run "
+                                        f"diverged (learning rate {opt.param_groups[-1]['lr']:.3g}?). Last good "
+                                        f"checkpoint: {out / CHECKPOINT}")
+                continue
+            opt.step()
+            sched.step()
+            step += 1
+            stage.after_step(step, batch)
+            sums.update({"loss": float(loss.detach()) * n, "n": n, **extra})
+            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.4f}")
+            if budget.exhausted():
+                break
+        sums = {k: dist_utils.all_sum(v, info) for k, v in sorted(sums.items())}
+        seconds = time.monotonic() - t0
+        result = {"epoch": epoch + 1, "step": step, "loss": sums.get("loss", 0) / max(sums.get("n", 0), 1),
+                  "lr": opt.param_groups[-1]["lr"], "train_s": seconds,
+                  **{f"{k}_per_s" if k == "items" else k: v / (seconds if k == "items" else max(sums["n"], 1))
+                     for k, v in sums.items() if k not in ("loss", "n")},
+                  **stage.evaluate(ddp)}
+        if info.main:
+            metrics.log(result)
+            stage.end_epoch(result, out)
+            save_checkpoint(out / CHECKPOINT, model, stage.config, opt,
+                            {"epoch": epoch + 1, "step": step, "result": result, **stage.state()})
+            log.info("%s epoch %d: %s", stage.name, epoch + 1,
+                     ", ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, (int, float))))
+        dist_utils.barrier(info)
+        if budget.exhausted():
+            log.info("%s: time budget of %.0f s used up after epoch %d", stage.name, loop.time_budget_s, epoch + 1)
+            break
+    return result
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
-class ConcatSets:
-    """Several SignDatasets read as one (the paper pre-trains on all training splits pooled)."""
-
-    def __init__(self, sets: list[SignDataset]):
-        self.sets = sets
-        self.starts = [0]
-        for s in sets:
-            self.starts.append(self.starts[-1] + len(s))
-
-    def __len__(self) -> int:
-        return self.starts[-1]
-
-    def set_epoch(self, epoch: int) -> None:
-        for s in self.sets:
-            s.set_epoch(epoch)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        k = next(j for j in range(len(self.sets)) if i < self.starts[j + 1])
-        item = self.sets[k][i - self.starts[k]]
-        item["index"] = torch.tensor(i)
-        return item
+def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> torch.Tensor:
+    """The order of an epoch: depends only on (seed, epoch), so every rank agrees and a resume replays it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)) if shuffle \
+        else torch.arange(n)
 
 
 def epoch_batches(dataset, batch_size: int, epoch: int, seed: int, shuffle: bool, info: DistInfo,
                   drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """This rank's share of each global batch. The order depends only on (seed, epoch), so every rank
-    agrees on it and a resumed run replays it."""
-    n = len(dataset)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)) if shuffle \
-        else torch.arange(n)
-    stop = (n // batch_size) * batch_size if drop_last and n >= batch_size else n
-    for s in range(0, stop, batch_size):
+    """This rank's share of each global batch of a dataset, moved to the rank's device."""
+    order = epoch_order(len(dataset), epoch, seed, shuffle)
+    for s in range(0, num_batches(len(dataset), batch_size, drop_last) * batch_size, batch_size):
         idx = order[s:s + batch_size][info.rank::info.world]
         if len(idx):
-            yield collate([dataset[int(i)] for i in idx])
+            yield to_device(collate([dataset[int(i)] for i in idx]), info.device)
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
-
-
-def warmup_linear(optimizer, warmup_steps: int, total_steps: int, budget=None):
-    """Linear warm-up to the base lr, then linear decay to zero (paper: pre-training schedule).
-
-    With a time budget (a TimeBudget with seconds > 0), the decay follows whichever comes first, the
-    step count or the clock, so a run stopped by its budget still ends at a low learning rate."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(warmup_steps, 1)
-        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-        if budget is not None and budget.seconds > 0:
-            progress = max(progress, budget.elapsed / budget.seconds)
-        return max(0.0, 1.0 - progress)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def make_adam(params, lr: float, weight_decay: float, device: torch.device, decoupled: bool = True):
@@ -81,14 +200,3 @@ def make_adam(params, lr: float, weight_decay: float, device: torch.device, deco
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt, sched=None, grad_clip: float = 0.0) -> None:
-    """Backward, optional gradient clipping, optimiser and per-step scheduler step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    if sched is not None:
-        sched.step()

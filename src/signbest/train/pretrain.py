@@ -1,25 +1,27 @@
 """MUM pre-training (paper 3.3): the frozen tokenizer labels each frame's parts; the model predicts the
-labels of masked parts. Also the table 7/9 ablations (hand/body-only masking, R-Mask, regression)."""
+labels of masked parts. Also the table 7/9 ablations (hand/body-only masking, R-Mask, regression).
+
+Pre-training reads the train clips of its manifests only (never dev, val or test); a seeded 5% of them
+(at most 256) is held out of training to measure the masked-part loss."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
+from .. import fingerprint
 from ..config import section
 from ..data import SignDataset
+from ..data.dataset import ConcatSets
+from ..data.protocol import SplitConfig, load_manifest
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
-from .checkpoint import resume, save_training_state, save_weights
-from .common import MetricsLog, TimeBudget, autocast, seed_everything
-from .engine import ConcatSets, epoch_batches, make_adam, num_batches, optimizer_step, to_device, warmup_linear
-from .tokenizer import load_tokenizer
+from ..runtime import autocast
+from .engine import Loop, Schedule, Stage, epoch_batches, fit, make_adam, num_batches
+from ..tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +32,32 @@ class PretrainConfig:
     time_budget_s: float = 0.0  # stop after this many seconds (0 = no limit)
     batch_size: int = 32  # global batch (split across torchrun processes)
     num_frames: int = 32  # frames per clip window
+    sampling: str = "spread"  # frame sampling: spread (whole clip) | window (before 0.2)
     lr: float = 1e-4  # AdamW learning rate (paper)
     weight_decay: float = 0.01
     warmup_epochs: float = 6  # linear warm-up, then linear decay to zero at `epochs`
     grad_clip: float = 1.0  # max gradient norm (0 = off)
     data_fraction: float = 1.0  # share of the pre-training clips used (table 8)
+    heldout_fraction: float = 0.05  # share of the clips (at most 256) kept out of training to measure the loss
     bf16: bool = True  # bf16 autocast where the hardware supports it
     seed: int = 0
 
     def __post_init__(self):
         if not 0 < self.data_fraction <= 1:
             raise ValueError(f"pretrain data_fraction must be in (0, 1], got {self.data_fraction}")
-        if self.batch_size < 1 or self.num_frames < 1:
-            raise ValueError("pretrain batch_size and num_frames must be >= 1")
+        if not 0 <= self.heldout_fraction < 0.5:
+            raise ValueError(f"pretrain heldout_fraction must be in [0, 0.5), got {self.heldout_fraction}")
 
 
-def subset(ds: SignDataset, fraction: float, seed: int) -> SignDataset:
-    """Keep a seeded share of a dataset's clips (the same clips for every run with that seed)."""
-    if fraction >= 1:
-        return ds
-    keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[: max(1, round(fraction * len(ds)))]
-    keep = sorted(keep.tolist())
+def subset(ds: SignDataset, keep: list[int]) -> SignDataset:
+    """Keep the clips at positions `keep` (in place)."""
     ds.clips, ds.rows = [ds.clips[i] for i in keep], ds.rows[keep]
     return ds
+
+
+def seeded_share(n: int, fraction: float, seed: int) -> list[int]:
+    """A seeded share of range(n), at least one, in order."""
+    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: max(1, round(fraction * n))].tolist())
 
 
 def make_targets(tokenizer, batch: dict, objective: str) -> dict:
@@ -68,127 +73,109 @@ def masked_step(model, tokenizer, masking, batch: dict, objective: str):
     """One forward pass: targets from the frozen tokenizer, masks from the batch's noise."""
     targets = make_targets(tokenizer, batch, objective)
     if isinstance(masking, MUMMasking):
-        part_mask, joint_drop = masking(batch["frame_mask"], batch["noise"]), None
+        if objective == "token":
+            present = torch.stack([targets[p] >= 0 for p in ("left", "right", "body")], -1)
+        else:
+            present = targets["valid"]
+        part_mask, joint_drop = masking(batch["frame_mask"], batch["noise"], present), None
     else:
         joint_drop, part_mask = masking(batch["frame_mask"], batch["noise"])
     return model(batch, targets, part_mask, joint_drop)
 
 
-@torch.no_grad()
-def evaluate(model, tokenizer, masking, dataset, cfg: PretrainConfig, info, device) -> dict[str, float]:
-    """Masked-part loss and (token objective) accuracy on held-out clips, with fixed masks."""
-    model.eval()
-    total, n, correct = 0.0, 0, 0
-    for batch in epoch_batches(dataset, cfg.batch_size, 0, cfg.seed, False, info):
-        batch = to_device(batch, device)
-        with autocast(device, cfg.bf16):
-            loss, stats, _ = masked_step(model, tokenizer, masking, batch, model_cfg(model).objective)
-        total += float(loss) * stats["n_targets"]
-        n += stats["n_targets"]
-        correct += stats["correct"]
-    total, n, correct = (dist_utils.all_sum(v, info) for v in (total, n, correct))
-    return {"val_loss": total / max(n, 1), "val_acc": correct / max(n, 1)}
+class PretrainStage(Stage):
+    name = "pretrain"
+    plot_keys = ("loss", "heldout_loss", "heldout_acc")
+    ddp_kwargs = {"find_unused_parameters": True}
+
+    def __init__(self, model, config, pcfg: PretrainConfig, tokenizer, masking, train_set, held_set, info):
+        super().__init__(model, config, Loop(pcfg.epochs, pcfg.seed, pcfg.grad_clip, pcfg.bf16, pcfg.time_budget_s), info)
+        self.pcfg, self.tokenizer, self.masking, self.train_set, self.held_set = pcfg, tokenizer, masking, train_set, held_set
+
+    def optimizer(self):
+        return make_adam(self.model.parameters(), self.pcfg.lr, self.pcfg.weight_decay, self.info.device)
+
+    def schedule(self, spe: int) -> Schedule:
+        return Schedule("linear", warmup=int(self.pcfg.warmup_epochs * spe), total=self.pcfg.epochs * spe)
+
+    def steps_per_epoch(self) -> int:
+        return num_batches(len(self.train_set), self.pcfg.batch_size)
+
+    def batches(self, epoch: int):
+        self.train_set.set_epoch(epoch)
+        return epoch_batches(self.train_set, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info)
+
+    def loss(self, model, batch: dict):
+        loss, stats, _ = masked_step(model, self.tokenizer, self.masking, batch, self.model.cfg.objective)
+        return loss, stats["n_targets"], {"acc": stats["correct"], "items": batch["body"].shape[0]}
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict:
+        """Masked-part loss and (token objective) accuracy on the held-out clips, with fixed masks."""
+        if self.held_set is None:
+            return {}
+        model = self.model  # not the DDP wrapper: a rank may have no held-out batch, so no collective here
+        model.eval()
+        total, n, correct = 0.0, 0, 0
+        for batch in epoch_batches(self.held_set, self.pcfg.batch_size, 0, self.pcfg.seed, False, self.info):
+            with autocast(self.info.device, self.pcfg.bf16):
+                loss, stats, _ = masked_step(model, self.tokenizer, self.masking, batch, self.model.cfg.objective)
+            total, n, correct = total + float(loss) * stats["n_targets"], n + stats["n_targets"], correct + stats["correct"]
+        total, n, correct = (dist_utils.all_sum(v, self.info) for v in (total, n, correct))
+        return {"heldout_loss": total / max(n, 1), "heldout_acc": correct / max(n, 1)}
+
+    def describe(self, batch: dict) -> str:
+        return self.train_set.describe(batch["index"].tolist())
 
 
-def model_cfg(model) -> ModelConfig:
-    return (model.module if isinstance(model, DistributedDataParallel) else model).cfg
-
-
-def load_pool(data: list, split: str, num_frames: int, train: bool, seed: int, progress: bool) -> ConcatSets | None:
-    sets = []
-    for d in data:
+def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress: bool) -> tuple[ConcatSets, ConcatSets | None]:
+    """Train clips of every manifest (dev carved out of labelled ones), minus a held-out share."""
+    train, held = [], []
+    for i, d in enumerate(data):
         try:
-            sets.append(SignDataset(d, split=split, num_frames=num_frames, train=train, seed=seed,
-                                    noise_dim=NOISE_DIM, progress=progress))
+            kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling)
+            ds = SignDataset(load_manifest(d, split_cfg), split="train", train=True, progress=progress, **kw)
         except ValueError as e:
             if "no clip in split" not in str(e):
                 raise
-    return ConcatSets(sets) if sets else None
+            continue
+        keep = seeded_share(len(ds), pcfg.data_fraction, pcfg.seed)
+        n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
+        out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
+        if out:  # the same clips, tested: centred windows, no augmentation
+            h = SignDataset(load_manifest(d, split_cfg), split="train", data=ds.data, progress=False, **kw)
+            held.append(subset(h, [keep[j] for j in sorted(out)]))
+        subset(ds, [keep[j] for j in range(len(keep)) if j not in out])
+        train.append(ds)
+    if not train:
+        raise ValueError(f"no 'train' split in {[str(d) for d in data]}")
+    return ConcatSets(train), (ConcatSets(held) if held else None)
 
 
 def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str | Path, progress: bool = True,
-             device: torch.device | None = None) -> dict[str, float]:
+             device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     info = dist_utils.setup(device)
-    device = info.device
     pcfg, mcfg = section(cfg, "pretrain", PretrainConfig), section(cfg, "model", ModelConfig)
-    mask_cfg = section(cfg, "masking", MaskingConfig)
+    mask_cfg, scfg = section(cfg, "masking", MaskingConfig), section(cfg, "split", SplitConfig)
     tokenizer = None
     if mcfg.objective == "token":
         if tokenizer_dir is None:
             raise ValueError("the token objective needs --tokenizer (a trained tokenizer folder)")
-        tokenizer = load_tokenizer(tokenizer_dir).to(device)
-        tcfg = tokenizer.cfg
-        mcfg.hand_codes, mcfg.body_codes = tcfg.hand_codes, tcfg.body_codes  # heads follow the vocabulary
+        tokenizer = load_tokenizer(tokenizer_dir).to(info.device)
+        mcfg.hand_codes, mcfg.body_codes = tokenizer.cfg.hand_codes, tokenizer.cfg.body_codes  # heads follow the vocabulary
     if mask_cfg.strategy == "none":
         raise ValueError("pre-training needs a masking strategy (mum or random)")
     masking = build_masking(mask_cfg)
-    out = Path(out)
-    seed_everything(pcfg.seed)
-    train_set = load_pool(data, "train", pcfg.num_frames, True, pcfg.seed, progress and info.main)
-    if train_set is None:
-        raise ValueError(f"no 'train' split in {data}")
-    for s in train_set.sets:
-        subset(s, pcfg.data_fraction, pcfg.seed)
-    train_set = ConcatSets(train_set.sets)
-    val_set = load_pool(data, "val", pcfg.num_frames, False, pcfg.seed, False)
-    model = BESTPretrainer(mcfg).to(device)
-    saved = {**cfg, "model": vars(mcfg), "pretrain": vars(pcfg), "masking": vars(mask_cfg),
+    torch.manual_seed(pcfg.seed)
+    train_set, held_set = load_pool(data, scfg, pcfg, progress and info.main)
+    model = BESTPretrainer(mcfg).to(info.device)
+    saved = {**cfg, "model": vars(mcfg), "pretrain": vars(pcfg), "masking": vars(mask_cfg), "split": vars(scfg),
              "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "stage": "pretrain"}
-    opt = make_adam(model.parameters(), pcfg.lr, pcfg.weight_decay, device)
-    steps_per_epoch = num_batches(len(train_set), pcfg.batch_size)
-    budget = TimeBudget(pcfg.time_budget_s)
-    sched = warmup_linear(opt, int(pcfg.warmup_epochs * steps_per_epoch), pcfg.epochs * steps_per_epoch, budget)
-    start_epoch, step = 0, 0
-    metrics = MetricsLog(out, "pretrain_metrics", plot_keys=("loss", "val_loss", "val_acc")) if info.main else None
-    state = resume(out, model, opt)
-    if state:
-        start_epoch, step = state["epoch"], state["step"]
-        sched.last_epoch = step
-        if metrics:
-            metrics.truncate_after("epoch", start_epoch)
-        log.info("pretrain: resuming %s after epoch %d (step %d)", out, start_epoch, step)
-    ddp = DistributedDataParallel(model, find_unused_parameters=True) if info.enabled else model
-    result = {}
+    fp = fingerprint.make("pretrain", saved, data, tokenizer=tokenizer_dir)
     if info.main:
-        log.info("pretrain: %d clips, %d steps/epoch, %.1fM parameters, masking %r", len(train_set),
-                 steps_per_epoch, sum(p.numel() for p in model.parameters()) / 1e6, masking)
-    for epoch in range(start_epoch, pcfg.epochs):
-        ddp.train()
-        train_set.set_epoch(epoch)
-        torch.manual_seed(pcfg.seed * 1000 + epoch * 10 + info.rank)  # dropout: replayable on resume
-        t0, total, count, seqs = time.monotonic(), 0.0, 0, 0
-        bar = tqdm(epoch_batches(train_set, pcfg.batch_size, epoch, pcfg.seed, True, info), total=steps_per_epoch,
-                   desc=f"pretrain epoch {epoch + 1}/{pcfg.epochs}", disable=not (progress and info.main), leave=False)
-        for batch in bar:
-            batch = to_device(batch, device)
-            with autocast(device, pcfg.bf16):
-                loss, stats, _ = masked_step(ddp, tokenizer, masking, batch, mcfg.objective)
-            n_global = dist_utils.all_sum(stats["n_targets"], info)
-            # Each rank's summed loss over the global count: DDP's gradient mean then equals the
-            # single-process gradient of the global batch.
-            scaled = loss * stats["n_targets"] * info.world / max(n_global, 1)
-            optimizer_step(scaled, model, opt, sched, pcfg.grad_clip)
-            step += 1
-            total += float(loss.detach()) * stats["n_targets"]
-            count += stats["n_targets"]
-            seqs += batch["body"].shape[0]
-            bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
-            if budget.exhausted():
-                break
-        total, count, seqs = (dist_utils.all_sum(v, info) for v in (total, count, seqs))
-        result = {"epoch": epoch + 1, "step": step, "loss": total / max(count, 1), "lr": sched.get_last_lr()[0],
-                  "seq_per_s": seqs / (time.monotonic() - t0), "elapsed_s": budget.elapsed}
-        if val_set is not None:
-            result.update(evaluate(ddp, tokenizer, masking, val_set, pcfg, info, device))
-        if info.main:
-            metrics.log(result)
-            save_weights(model, out, saved)
-            save_training_state(out, opt, {"epoch": epoch + 1, "step": step})
-            log.info("pretrain epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
-        dist_utils.barrier(info)
-        if budget.exhausted():
-            if info.main:
-                log.info("pretrain: time budget of %.0f s used up after epoch %d", pcfg.time_budget_s, epoch + 1)
-            break
+        log.info("pretrain: %d clips (%d held out), %.1fM parameters, masking %r", len(train_set),
+                 len(held_set) if held_set else 0, sum(p.numel() for p in model.parameters()) / 1e6, masking)
+    stage = PretrainStage(model, saved, pcfg, tokenizer, masking, train_set, held_set, info)
+    result = fit(stage, Path(out), fp, progress, overwrite)
     dist_utils.cleanup(info)
     return result

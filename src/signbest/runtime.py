@@ -1,10 +1,11 @@
-"""Pieces every training stage shares: seeding, autocast, metric logs with a curve plot, time budgets."""
+"""Run-time pieces every command shares: seeding, bf16 autocast, progress bars, time budgets, metric logs."""
 from __future__ import annotations
 
 import contextlib
 import csv
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def autocast(device: torch.device, enabled: bool = True):
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def progress_bar_kwargs(enabled: bool) -> dict:
+    """tqdm settings: live on a terminal; in a log file or CI a line every 30 s instead of a flood."""
+    if not enabled:
+        return {"disable": True}
+    return {"leave": False} if sys.stderr.isatty() else {"mininterval": 30.0, "leave": False}
 
 
 class MetricsLog:

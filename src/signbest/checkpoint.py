@@ -1,0 +1,148 @@
+"""Checkpoints without pickle: safetensors for tensors, JSON for everything else.
+
+A checkpoint is a folder: ``model.safetensors`` + ``config.json`` (all a user needs to load the model),
+and for resuming ``optimizer.safetensors`` + ``state.json``. A folder is committed as a whole: its files
+are written into a temporary folder that is then renamed into place, so a kill at any moment leaves
+either the old checkpoint or the new one, never a mix (a mix used to resume an epoch twice).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .atomic import PARTIAL_PREFIX, atomic_write
+
+CHECKPOINT = "checkpoint"  # a stage's resumable checkpoint, inside its output folder
+
+
+def fault_point(folder: Path, step: str) -> None:
+    """Called at each step of a commit; tests replace it to simulate a kill there."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used, with the reason."""
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
+
+
+def commit_folder(folder: Path, files: dict[str, object]) -> None:
+    """Write `files` (name -> tensor dict for .safetensors, JSON-able object for .json) as the folder's
+    complete new content, atomically: a reader sees the old folder or the new one."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{PARTIAL_PREFIX}{folder.name}."))
+    for name, obj in files.items():
+        if name.endswith(".safetensors"):
+            save_file(obj, str(tmp / name))
+        else:
+            (tmp / name).write_text(json.dumps(obj, indent=2, default=str))
+    os.chmod(tmp, 0o777 & ~_umask())
+    fault_point(folder, "written")
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(folder, old)  # killed after this line: recover_folder puts `old` back
+        fault_point(folder, "old moved aside")
+    os.rename(tmp, folder)
+    fault_point(folder, "new in place")
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(folder: Path) -> None:
+    """Finish or undo a commit that a kill interrupted, and drop abandoned temporaries."""
+    folder = Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    if old.exists():
+        if folder.exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, folder)
+    for p in folder.parent.glob(f"{PARTIAL_PREFIX}{folder.name}.*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"refusing to save a model with non-finite weights in {bad[:5]}")
+    return tensors
+
+
+def save_weights(model: torch.nn.Module, folder: Path, config: dict) -> None:
+    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": config})
+
+
+def weights_folder(folder: Path) -> Path:
+    """A folder with model.safetensors: the folder itself or, for a stage's output folder, its checkpoint."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / CHECKPOINT).is_dir():
+        recover_folder(folder / CHECKPOINT)
+        return folder / CHECKPOINT
+    return folder
+
+
+def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights and config of a checkpoint folder (or a stage output folder), checked: readable, finite."""
+    folder = weights_folder(folder)
+    for name in ("model.safetensors", "config.json"):
+        if not (folder / name).exists():
+            raise FileNotFoundError(f"{folder}: not a signbest checkpoint (no {name})")
+    try:
+        weights = load_file(folder / "model.safetensors")
+        config = json.loads((folder / "config.json").read_text())
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{folder}: damaged checkpoint: {e}") from None
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{folder}: the model has non-finite weights ({', '.join(bad[:3])}): "
+                              "its training diverged; retrain it")
+    return weights, config
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimizer, state: dict) -> None:
+    """Model, config, optimiser and training state as one atomic commit."""
+    opt = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in opt["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": config,
+                           "optimizer.safetensors": tensors,
+                           "state.json": {**state, "optimizer_scalars": scalars, "param_groups": opt["param_groups"]}})
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer) -> dict | None:
+    """Restore model and optimiser from a committed checkpoint; its saved state, or None if there is none."""
+    folder = Path(folder)
+    recover_folder(folder)
+    if not (folder / "state.json").exists():
+        return None
+    weights, _ = load_weights(folder)
+    model.load_state_dict(weights)
+    state = json.loads((folder / "state.json").read_text())
+    opt_state: dict[int, dict] = {}
+    tensors = load_file(folder / "optimizer.safetensors")
+    for key, v in list(tensors.items()) + list(state.pop("optimizer_scalars").items()):
+        pid, k = key.split(".", 1)
+        opt_state.setdefault(int(pid), {})[k] = v
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    return state
