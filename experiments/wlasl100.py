@@ -1,20 +1,20 @@
-"""The paper's protocol on WLASL100 (../shared/data/wlasl100): tokenizer and pre-training on the train
-split, fine-tuning on train, model selection and reporting on val. One row per shipped config
-(configs/wlasl-*.json). Finished stages are skipped (and killed ones resumed) on a rerun.
+"""The paper's protocol on WLASL100 (../shared/data/wlasl100), made honest: the tokenizer and pre-training
+read train only, fine-tuning trains on train minus a dev split and picks its epoch on dev, and val is
+reported by `evaluate` alone. Each row (a shipped config, configs/wlasl-*.json) runs once per seed;
+the summary gives mean +- std over seeds and paired differences against scratch and BEST.
 
-    python experiments/wlasl100.py --rows scratch best                       # paper size
-    python experiments/wlasl100.py --size small --rows kmeans vq mask-hand mask-body regression rmask
+    python experiments/wlasl100.py --size small --rows scratch best --seeds 0 1 2
+    python experiments/wlasl100.py --size small --rows kmeans vq mask-hand mask-body regression rmask --seeds 0 1
     python experiments/wlasl100.py --size small --rows best --fractions 0.25 0.5 0.75   # table 8
     python experiments/wlasl100.py --data runs/wlasl100-signer.csv --rows scratch best  # signer-independent
-    python experiments/wlasl100.py --size small --rows scratch best vq --jobs 3  # rows in parallel processes
+    python experiments/wlasl100.py --size small --rows scratch best --jobs 3  # rows in parallel (GPU machine)
 
-With --jobs N the tokenizers are trained first, then N rows run at once in their own processes (each with
-cores / N threads): worth it on a GPU machine, where one row leaves the GPU and most cores idle.
+Finished stages are reused and killed ones resumed on a rerun; a rerun with other data or overrides into
+the same --out stops with the difference (--overwrite starts those stages again).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
 import os
@@ -22,143 +22,102 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from signbest.checkpoint import write_json
 from signbest.config import load_config
 from signbest.eval.evaluate import evaluate
-from signbest.checkpoint import write_json
+from signbest.eval.seeds import fraction_plot, summary_markdown
 from signbest.train.finetune import finetune
 from signbest.train.pretrain import pretrain
 from signbest.train.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = {"per_instance_top1": 77.91, "per_instance_top5": 91.47, "per_class_top1": 77.83, "per_class_top5": 92.50}
 
 
-def done(folder: Path, stage_epochs: int, metrics: str) -> bool:
-    state = folder / "state.json"
-    return state.exists() and json.loads(state.read_text())["epoch"] >= stage_epochs and (folder / metrics).exists()
+def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
+    seeds = [f"{s}.seed={seed}" for s in ("tokenizer", "pretrain", "finetune")]
+    return load_config(f"wlasl-{row.split('@')[0]}", [*overrides, *seeds], base=args.size)
 
 
-def tokenizer_ready(folder: Path, cfg: dict) -> bool:
-    if not (folder / "model.safetensors").exists():
-        return False
-    return cfg["tokenizer"]["kind"] == "kmeans" or done(folder, cfg["tokenizer"]["epochs"], "tokenizer_metrics.csv")
-
-
-def row_config(row: str, args, overrides: list[str]) -> dict:
-    return load_config(f"wlasl-{row.split('@')[0]}", overrides, base=args.size)
-
-
-def ensure_tokenizer(cfg: dict, args, pretrain_data: list[str]) -> Path | None:
-    """The row's tokenizer folder, trained first if needed; None for rows that use no tokenizer."""
+def ensure_tokenizer(cfg: dict, args, pretrain_data: list[str], seed: int) -> Path | None:
+    """The row's tokenizer folder (one per kind and seed), trained first if needed; None if it uses none."""
     if not cfg["row"]["pretrain"] or cfg["model"].get("objective", "token") != "token":
         return None
-    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}"
-    if not tokenizer_ready(tok_dir, cfg):
-        train_tokenizer(cfg, [pretrain_data[0]], tok_dir, progress=not args.quiet)
+    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}-seed{seed}"
+    train_tokenizer(cfg, pretrain_data, tok_dir, progress=not args.quiet, overwrite=args.overwrite)
     return tok_dir
 
 
-def run_row(row: str, args, overrides: list[str], pretrain_data: list[str], threads: int = 0) -> dict:
+def run_row(row: str, seed: int, args, overrides: list[str], pretrain_data: list[str], threads: int = 0) -> dict:
     if threads:
         import torch
         torch.set_num_threads(threads)
-    cfg = row_config(row, args, overrides)
-    out = Path(args.out) / args.size / row
-    times = {}
-    pretrained = None
+    cfg = row_config(row, args, overrides, seed)
+    out = Path(args.out) / args.size / row / f"seed{seed}"
+    times, pretrained, kw = {}, None, dict(progress=not args.quiet, overwrite=args.overwrite)
     if cfg["row"]["pretrain"]:
         t = time.monotonic()
-        tok_dir = ensure_tokenizer(cfg, args, pretrain_data)
-        if tok_dir is not None:
-            times["tokenizer_s"] = time.monotonic() - t
+        tok_dir = ensure_tokenizer(cfg, args, pretrain_data, seed)
+        times["tokenizer_s"] = time.monotonic() - t
         t = time.monotonic()
         pretrained = out / "pretrain"
-        if not done(pretrained, cfg["pretrain"]["epochs"], "pretrain_metrics.csv"):
-            pretrain(cfg, pretrain_data, tok_dir, pretrained, progress=not args.quiet)
+        pretrain(cfg, pretrain_data, tok_dir, pretrained, **kw)
         times["pretrain_s"] = time.monotonic() - t
     t = time.monotonic()
-    if not done(out / "finetune", cfg["finetune"]["epochs"], "finetune_metrics.csv"):
-        finetune(cfg, args.data, out / "finetune", pretrained, progress=not args.quiet)
+    ft = finetune(cfg, args.data, out / "finetune", pretrained, **kw)
     times["finetune_s"] = time.monotonic() - t
-    res = evaluate(out / "finetune", args.data, "val", out / "eval-val")
-    return {"row": row, "label": cfg["row"]["label"], **res["pose"], **times}
-
-
-def table(results: list[dict], size: str) -> str:
-    lines = ["| row | size | P-I Top-1 | P-I Top-5 | P-C Top-1 | P-C Top-5 | stage times (min) |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        t = ", ".join(f"{k[:-2]} {v / 60:.1f}" for k, v in r.items() if k.endswith("_s"))
-        lines.append(f"| {r['label']} | {size} | {r['per_instance_top1']:.2f} | {r['per_instance_top5']:.2f} | "
-                     f"{r['per_class_top1']:.2f} | {r['per_class_top5']:.2f} | {t} |")
-    lines.append(f"| paper, WLASL100 test, HRNet poses | paper | {PAPER['per_instance_top1']} | "
-                 f"{PAPER['per_instance_top5']} | {PAPER['per_class_top1']} | {PAPER['per_class_top5']} | |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_fractions(results: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = sorted((r["fraction"], r["per_instance_top1"]) for r in results if "fraction" in r)
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o")
-    ax.set_xlabel("pre-training data (%)")
-    ax.set_ylabel("WLASL100 val P-I Top-1 (%)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times}
+    for split in ("dev", "val", "test"):
+        try:
+            result[split] = evaluate(out / "finetune", args.data, split, out / f"eval-{split}")["pose"]
+        except ValueError as e:
+            if "no clip in split" not in str(e):
+                raise
+    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "wlasl100" / "metadata.csv"))
-    ap.add_argument("--pretrain-data", nargs="*", default=[], help="more manifests whose train splits join pre-training")
+    ap.add_argument("--pretrain-data", nargs="*", default=[], help="more manifests whose train splits join tokenizer and pre-training")
     ap.add_argument("--rows", nargs="+", default=["scratch", "best"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds; each row runs once per seed")
     ap.add_argument("--size", default="paper", help="base config of every row: paper or small")
     ap.add_argument("--fractions", nargs="*", type=float, default=[], help="table 8: also pre-train on these shares")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], help="config overrides section.key=value")
     ap.add_argument("--out", default="runs/wlasl100")
-    ap.add_argument("--jobs", type=int, default=1, help="rows run at once, each in its own process")
+    ap.add_argument("--jobs", type=int, default=1, help="rows run at once, each in its own process (GPU machine)")
+    ap.add_argument("--overwrite", action="store_true", help="restart stages made with other settings or data")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     pretrain_data = [args.data] + args.pretrain_data
     out = Path(args.out) / args.size
-    jobs = [(row, args.overrides) for row in args.rows]
-    jobs += [(f"best@{int(f * 100)}", args.overrides + [f"pretrain.data_fraction={f}"]) for f in args.fractions]
-    results = []
+    rows = [(row, args.overrides) for row in args.rows]
+    rows += [(f"best@{int(f * 100)}", args.overrides + [f"pretrain.data_fraction={f}"]) for f in args.fractions]
+    jobs = [(row, seed, ov) for seed in args.seeds for row, ov in rows]
+    results: list[dict] = []
 
     def record(r: dict) -> None:
-        if "@" in r["row"]:
-            f = int(r["row"].split("@")[1]) / 100
-            r.update(fraction=f, label=f"BEST, {int(f * 100)}% of pre-training data")
         results.append(r)
+        results.sort(key=lambda x: (x["row"], x["seed"]))
         write_json(out / "results.json", results)  # after every row: a long run reports as it goes
-        (out / "results.md").write_text(table(results, args.size))
-        print(table(results, args.size), flush=True)
+        (out / "results.md").write_text(summary_markdown(results, args.size))
+        print(summary_markdown(results, args.size), flush=True)
 
     if args.jobs <= 1:
-        for row, overrides in jobs:
-            record(run_row(row, args, overrides, pretrain_data))
+        for row, seed, ov in jobs:
+            record(run_row(row, seed, args, ov, pretrain_data))
     else:
-        for row, overrides in jobs:  # tokenizers first: rows sharing one must not train it twice at once
-            ensure_tokenizer(row_config(row, args, overrides), args, pretrain_data)
+        for row, seed, ov in jobs:  # tokenizers first: rows sharing one must not train it twice at once
+            ensure_tokenizer(row_config(row, args, ov, seed), args, pretrain_data, seed)
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(run_row, row, args, ov, pretrain_data, threads) for row, ov in jobs]
-            for fut in as_completed(futures):  # a row reports as soon as it finishes
+            futures = [pool.submit(run_row, row, seed, args, ov, pretrain_data, threads) for row, seed, ov in jobs]
+            for fut in as_completed(futures):
                 record(fut.result())
     if args.fractions:
-        for r in results:
-            if r["row"] in ("scratch", "best"):
-                r["fraction"] = 0.0 if r["row"] == "scratch" else 1.0
-        plot_fractions(results, Path(args.out) / args.size / "data_fraction.png")
-    write_json(out / "results.json", results)
-    (out / "results.md").write_text(table(results, args.size))
-    print(table(results, args.size))
+        fraction_plot(results, out / "data_fraction.png")
 
 
 if __name__ == "__main__":

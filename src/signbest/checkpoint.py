@@ -39,6 +39,7 @@ def commit_folder(folder: Path, files: dict[str, object]) -> None:
     complete new content, atomically: a reader sees the old folder or the new one."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(folder)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{PARTIAL_PREFIX}{folder.name}."))
     for name, obj in files.items():
         if name.endswith(".safetensors"):
@@ -61,6 +62,8 @@ def recover_folder(folder: Path) -> None:
     """Finish or undo a commit that a kill interrupted, and drop abandoned temporaries."""
     folder = Path(folder)
     old = folder.with_name(folder.name + ".old")
+    if not folder.parent.exists():
+        return
     if old.exists():
         if folder.exists():
             shutil.rmtree(old)
@@ -91,6 +94,7 @@ def save_weights(model: torch.nn.Module, folder: Path, config: dict) -> None:
 def weights_folder(folder: Path) -> Path:
     """A folder with model.safetensors: the folder itself or, for a stage's output folder, its checkpoint."""
     folder = Path(folder)
+    recover_folder(folder)
     if not (folder / "model.safetensors").exists() and (folder / CHECKPOINT).is_dir():
         recover_folder(folder / CHECKPOINT)
         return folder / CHECKPOINT

@@ -19,7 +19,7 @@ from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .checkpoint import load_weights
 from .runtime import autocast
-from .train.engine import collate, to_device
+from .data.batches import collate, to_device
 
 
 def build_classifier(cfg: dict, num_classes: int) -> SignClassifier:

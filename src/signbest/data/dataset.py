@@ -119,6 +119,11 @@ class SignDataset(Dataset):
         """Random choices of item i depend only on (seed, epoch, i): any process, batch or resume agrees."""
         self.epoch = epoch
 
+    def keep(self, positions: list[int]) -> "SignDataset":
+        """Keep only the clips at `positions` (in place): data fractions and held-out shares."""
+        self.clips, self.rows = [self.clips[i] for i in positions], self.rows[positions]
+        return self
+
     def describe(self, indices: list[int]) -> str:
         """Clip ids and files of items, for messages about a batch."""
         return ", ".join(f"{self.clips[i].clip_id} ({self.clips[i].pose_file.name})" for i in indices[:8]) + \
@@ -176,6 +181,11 @@ class ConcatSets:
     def set_epoch(self, epoch: int) -> None:
         for s in self.sets:
             s.set_epoch(epoch)
+
+    def keep(self, positions: list[int]) -> "SignDataset":
+        """Keep only the clips at `positions` (in place): data fractions and held-out shares."""
+        self.clips, self.rows = [self.clips[i] for i in positions], self.rows[positions]
+        return self
 
     def describe(self, indices: list[int]) -> str:
         return "; ".join(self.sets[k].describe([j]) for k, j in map(self._locate, indices[:8]))

@@ -107,9 +107,9 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
         start, step, result = state["epoch"], state["step"], state.get("result", {})
         sched.last_epoch = step
         stage.restore(state)
-        if metrics:
-            metrics.truncate_after("epoch", start)
         log.info("%s: resuming %s after epoch %d (step %d)", stage.name, out, start, step)
+    if metrics:  # rows of epochs after the checkpoint (a kill before its commit) are redone
+        metrics.truncate_after("epoch", start)
     ddp = DistributedDataParallel(model, **stage.ddp_kwargs) if info.enabled else model
     bad = 0
     for epoch in range(start, loop.epochs):
@@ -141,7 +141,7 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
             step += 1
             stage.after_step(step, batch)
             sums.update({"loss": float(loss.detach()) * n, "n": n, **extra})
-            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.4f}")
+            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.4f}", refresh=False)
             if budget.exhausted():
                 break
         sums = {k: dist_utils.all_sum(v, info) for k, v in sorted(sums.items())}
@@ -165,30 +165,6 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
     return result
 
 
-def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
-def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> torch.Tensor:
-    """The order of an epoch: depends only on (seed, epoch), so every rank agrees and a resume replays it."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)) if shuffle \
-        else torch.arange(n)
-
-
-def epoch_batches(dataset, batch_size: int, epoch: int, seed: int, shuffle: bool, info: DistInfo,
-                  drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """This rank's share of each global batch of a dataset, moved to the rank's device."""
-    order = epoch_order(len(dataset), epoch, seed, shuffle)
-    for s in range(0, num_batches(len(dataset), batch_size, drop_last) * batch_size, batch_size):
-        idx = order[s:s + batch_size][info.rank::info.world]
-        if len(idx):
-            yield to_device(collate([dataset[int(i)] for i in idx]), info.device)
-
-
-def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
-    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
-
-
 def make_adam(params, lr: float, weight_decay: float, device: torch.device, decoupled: bool = True):
     """AdamW (or Adam) with the fused kernel where this torch build has it for the device."""
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
@@ -196,7 +172,3 @@ def make_adam(params, lr: float, weight_decay: float, device: torch.device, deco
         return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return cls(params, lr=lr, weight_decay=weight_decay)
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

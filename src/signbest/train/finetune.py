@@ -22,7 +22,8 @@ from ..models.best import ModelConfig
 from ..predict import build_classifier, predict_logits
 from . import distributed as dist_utils
 from ..checkpoint import load_weights, save_weights
-from .engine import Loop, Schedule, Stage, epoch_batches, fit, make_adam, num_batches
+from ..data.batches import epoch_batches, num_batches
+from .engine import Loop, Schedule, Stage, fit, make_adam
 
 log = logging.getLogger(__name__)
 SELECTED = "selected"  # the chosen epoch's model, inside the output folder
@@ -58,6 +59,7 @@ class FinetuneConfig:
 class FinetuneStage(Stage):
     name = "finetune"
     plot_keys = ("loss", "dev_per_instance_top1")
+    ddp_kwargs = {"find_unused_parameters": True}  # the encoder's mask token is not used in fine-tuning
 
     def __init__(self, model, config, fcfg: FinetuneConfig, train_set, eval_sets: dict, info):
         super().__init__(model, config, Loop(fcfg.epochs, fcfg.seed, fcfg.grad_clip, fcfg.bf16, fcfg.time_budget_s), info)

@@ -20,7 +20,8 @@ from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
 from ..runtime import autocast
-from .engine import Loop, Schedule, Stage, epoch_batches, fit, make_adam, num_batches
+from ..data.batches import epoch_batches, num_batches
+from .engine import Loop, Schedule, Stage, fit, make_adam
 from ..tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,6 @@ class PretrainConfig:
             raise ValueError(f"pretrain data_fraction must be in (0, 1], got {self.data_fraction}")
         if not 0 <= self.heldout_fraction < 0.5:
             raise ValueError(f"pretrain heldout_fraction must be in [0, 0.5), got {self.heldout_fraction}")
-
-
-def subset(ds: SignDataset, keep: list[int]) -> SignDataset:
-    """Keep the clips at positions `keep` (in place)."""
-    ds.clips, ds.rows = [ds.clips[i] for i in keep], ds.rows[keep]
-    return ds
 
 
 def seeded_share(n: int, fraction: float, seed: int) -> list[int]:
@@ -144,8 +139,8 @@ def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress
         out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
         if out:  # the same clips, tested: centred windows, no augmentation
             h = SignDataset(load_manifest(d, split_cfg), split="train", data=ds.data, progress=False, **kw)
-            held.append(subset(h, [keep[j] for j in sorted(out)]))
-        subset(ds, [keep[j] for j in range(len(keep)) if j not in out])
+            held.append(h.keep([keep[j] for j in sorted(out)]))
+        ds.keep([keep[j] for j in range(len(keep)) if j not in out])
         train.append(ds)
     if not train:
         raise ValueError(f"no 'train' split in {[str(d) for d in data]}")

@@ -19,7 +19,8 @@ from ..tokens import evaluate_tokenizer, frame_pool
 from . import distributed as dist_utils
 from ..checkpoint import CHECKPOINT, commit_folder, model_tensors
 from ..runtime import MetricsLog, seed_everything
-from .engine import Loop, Schedule, Stage, epoch_order, fit
+from ..data.batches import epoch_order
+from .engine import Loop, Schedule, Stage, fit
 
 log = logging.getLogger(__name__)
 def split_datasets(data: list[str | Path], split: str, split_cfg: SplitConfig | None = None,

@@ -1,0 +1,105 @@
+"""Results over several training seeds: mean +- std per row, and paired differences between rows that
+say whether a difference is larger than the seed-to-seed spread.
+
+A result is one dict per (row, seed): {"row", "seed", "label", "selected_epoch", "<split>": metrics,
+"<stage>_s": seconds}. A paired difference uses the seeds both rows have; it is called *clear* when every
+seed's difference has the same sign and the mean is more than two standard errors from zero.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("per_instance_top1", "per_instance_top5", "per_class_top1", "per_class_top5")
+HEADS = ("P-I Top-1", "P-I Top-5", "P-C Top-1", "P-C Top-5")
+
+
+def _by_row(results: list[dict]) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    for r in results:
+        rows.setdefault(r["row"], []).append(r)
+    return rows
+
+
+def spread(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "n": len(v)}
+
+
+def aggregate(results: list[dict], split: str = "val") -> dict[str, dict]:
+    """Row -> label, seeds, and the spread of each metric on `split` and of each stage time."""
+    out = {}
+    for row, rs in _by_row(results).items():
+        rs = [r for r in rs if split in r]
+        if not rs:
+            continue
+        out[row] = {"label": rs[0]["label"], "seeds": sorted(r["seed"] for r in rs),
+                    **{m: spread([r[split][m] for r in rs]) for m in METRICS},
+                    **{k: spread([r[k] for r in rs]) for k in rs[0] if k.endswith("_s")}}
+    return out
+
+
+def paired(results: list[dict], reference: str, split: str = "val", metric: str = "per_instance_top1") -> dict:
+    """Row -> per-seed differences (row minus `reference`), their spread and whether they are clear."""
+    rows = _by_row(results)
+    if reference not in rows:
+        return {}
+    ref = {r["seed"]: r[split][metric] for r in rows[reference] if split in r}
+    out = {}
+    for row, rs in rows.items():
+        diffs = [r[split][metric] - ref[r["seed"]] for r in rs if row != reference and r["seed"] in ref and split in r]
+        if diffs:
+            s = spread(diffs)
+            same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+            s["clear"] = bool(len(diffs) > 1 and same_sign and abs(s["mean"]) > 2 * s["std"] / math.sqrt(len(diffs)))
+            out[row] = {**s, "diffs": diffs}
+    return out
+
+
+def _pm(s: dict) -> str:
+    return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
+
+
+def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
+    agg = aggregate(results, split)
+    lines = [f"WLASL100 `{split}` (epoch selected on dev), mean ± std over seeds", "",
+             "| row | size | seeds | " + " | ".join(HEADS) + " | Top-1 min-max | stage times (min, mean) |",
+             "|---|---|---|" + "---|" * (len(HEADS) + 2)]
+    for row, a in agg.items():
+        t = ", ".join(f"{k[:-2]} {v['mean'] / 60:.1f}" for k, v in a.items() if k.endswith("_s"))
+        top1 = a["per_instance_top1"]
+        lines.append(f"| {a['label']} | {size} | {top1['n']} | " + " | ".join(_pm(a[m]) for m in METRICS)
+                     + f" | {top1['min']:.2f}-{top1['max']:.2f} | {t} |")
+    for ref in ("scratch", "best"):
+        diffs = paired(results, ref, split)
+        if diffs:
+            lines += ["", f"Paired P-I Top-1 differences, row minus {ref} (same seed)", "",
+                      "| row | seeds | per seed | mean ± std | larger than the spread? |", "|---|---|---|---|---|"]
+            lines += [f"| {agg[row]['label']} | {d['n']} | {', '.join(f'{x:+.2f}' for x in d['diffs'])} | "
+                      f"{d['mean']:+.2f} ± {d['std']:.2f} | {'yes' if d['clear'] else 'no'} |" for row, d in diffs.items()]
+    return "\n".join(lines) + "\n"
+
+
+def fraction_plot(results: list[dict], path: Path, split: str = "val") -> None:
+    """Table 8: val Top-1 (mean and range over seeds) against the share of pre-training data."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(results, split)
+    share = {row: (int(row.split("@")[1]) / 100 if "@" in row else 1.0) for row in agg if row.startswith("best")}
+    pts = sorted((share[r], agg[r]["per_instance_top1"]) for r in share)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.errorbar([p[0] * 100 for p in pts], [p[1]["mean"] for p in pts], yerr=[p[1]["std"] for p in pts], marker="o")
+    if "scratch" in agg:
+        ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
+        ax.legend()
+    ax.set_xlabel("pre-training data (%)")
+    ax.set_ylabel(f"WLASL100 {split} P-I Top-1 (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,139 @@
+"""The evaluation protocol: dev carved from train, reported splits never read by training, run
+fingerprints that refuse mixed runs, glosses matched by name, a preprocessing version tied to the code."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import importlib
+
+import numpy as np
+import pytest
+
+from signbest.config import load_config
+from signbest.data import cache as cache_mod
+from signbest.data import read_manifest
+from signbest.data.manifest import Clip, Manifest
+from signbest.data.protocol import SplitConfig, carve_dev
+from signbest.eval.evaluate import evaluate
+from signbest.fingerprint import FingerprintError
+from signbest.train.finetune import finetune
+from signbest.train.pretrain import pretrain
+from signbest.train.tokenizer import train_tokenizer
+
+normalize_mod = importlib.import_module("signbest.pose.normalize")  # the module, not the function
+# sha256 of pose/normalize.py for each PREPROCESS_VERSION. Changing normalize.py changes its hash:
+# bump PREPROCESS_VERSION (so every cache is rebuilt) and record the new hash here.
+NORMALIZE_SOURCE = {1: "c798bb6012de937740da13f5707602f6383803e0f85580ce5945f0dea5519632"}
+
+
+def test_preprocessing_version_is_tied_to_the_normalisation_code():
+    digest = hashlib.sha256(Path(normalize_mod.__file__).read_bytes()).hexdigest()
+    assert NORMALIZE_SOURCE.get(normalize_mod.PREPROCESS_VERSION) == digest, (
+        "pose/normalize.py changed: bump PREPROCESS_VERSION and record its new sha256 in this test")
+
+
+def _manifest(signers: int, per_signer: int, glosses: int = 10) -> Manifest:
+    clips = [Clip(f"s{s}g{g}k{k}", Path(f"/x/{s}_{g}_{k}.npz"), f"g{g}", g, "train", f"signer{s}")
+             for s in range(signers) for g in range(glosses) for k in range(per_signer)]
+    clips += [Clip(f"v{g}", Path(f"/x/v{g}.npz"), f"g{g}", g, "val", "signer0") for g in range(glosses)]
+    return Manifest(clips, [f"g{g}" for g in range(glosses)])
+
+
+def test_dev_is_signer_disjoint_stratified_and_seeded():
+    m = _manifest(signers=20, per_signer=1)
+    dev = carve_dev(m, SplitConfig(0.1, seed=0))
+    d = [c for c in dev.clips if c.split == "dev"]
+    t = [c for c in dev.clips if c.split == "train"]
+    assert 0.08 * 200 <= len(d) <= 0.12 * 200
+    assert not {c.signer for c in d} & {c.signer for c in t}  # signer-disjoint
+    assert {c.label for c in t} == set(range(10))  # every gloss keeps train clips
+    assert [c.split for c in dev.clips if c.split == "val"] == ["val"] * 10  # val untouched
+    again = carve_dev(m, SplitConfig(0.1, seed=0))
+    other = carve_dev(m, SplitConfig(0.1, seed=1))
+    assert [c.split for c in again.clips] == [c.split for c in dev.clips]
+    assert [c.split for c in other.clips] != [c.split for c in dev.clips]
+
+
+def test_dev_without_enough_signers_is_stratified_by_clip():
+    m = _manifest(signers=2, per_signer=10)
+    dev = [c for c in carve_dev(m, SplitConfig(0.1)).clips if c.split == "dev"]
+    assert len(dev) == 20 and np.bincount([c.label for c in dev]).tolist() == [2] * 10
+    unlabelled = Manifest(m.clips, m.glosses, labelled=False)
+    assert carve_dev(unlabelled, SplitConfig(0.1)) is unlabelled  # pools keep every clip for pre-training
+
+
+@pytest.fixture()
+def poisoned(synth_dir, tmp_path):
+    """A copy of the synthetic set whose val and test pose files are junk."""
+    shutil.copytree(synth_dir, tmp_path / "data")
+    m = read_manifest(tmp_path / "data" / "manifest.csv")
+    held = [c.pose_file for c in m.clips if c.split in ("val", "test")]
+    for f in held:
+        f.write_bytes(b"unreadable")
+    return tmp_path / "data" / "manifest.csv", {str(f) for f in held}
+
+
+def test_training_stages_never_open_val_or_test_clips(poisoned, tmp_path, monkeypatch):
+    data, held = poisoned
+    opened = []
+    real = cache_mod.read_pose
+    monkeypatch.setattr(cache_mod, "read_pose", lambda path, *a, **k: (opened.append(str(path)), real(path, *a, **k))[1])
+    cfg = load_config("tiny", ["tokenizer.epochs=1", "pretrain.epochs=1", "finetune.epochs=1"])
+    train_tokenizer(cfg, [data], tmp_path / "tok", progress=False)
+    pretrain(cfg, [data], tmp_path / "tok", tmp_path / "pre", progress=False)
+    res = finetune(cfg, data, tmp_path / "ft", tmp_path / "pre", progress=False)
+    assert opened and not set(opened) & held
+    dev = {str(c.pose_file) for c in carve_dev(read_manifest(data), SplitConfig()).clips if c.split == "dev"}
+    assert dev and set(opened) >= dev and res["selected_epoch"] == 1  # dev is read by fine-tuning only
+    assert len(set(opened)) == len(read_manifest(data).clips) - len(held)
+
+
+def test_a_rerun_with_other_settings_or_data_is_refused(synth_dir, tmp_path):
+    data = synth_dir / "manifest.csv"
+    cfg = load_config("tiny", ["finetune.epochs=1"])
+    finetune(cfg, data, tmp_path / "ft", progress=False)
+    finetune(cfg, data, tmp_path / "ft", progress=False)  # same run: the finished stage is reused
+    with pytest.raises(FingerprintError, match=r"finetune\.lr: 0\.001 -> 0\.002"):
+        finetune(load_config("tiny", ["finetune.epochs=1", "finetune.lr=0.002"]), data, tmp_path / "ft", progress=False)
+    other = tmp_path / "other.csv"
+    rows = list(csv.DictReader(open(data)))
+    for r in rows:
+        r["pose_file"] = str((data.parent / r["pose_file"]).resolve())
+    with open(other, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:-3])
+    with pytest.raises(FingerprintError, match="data"):
+        finetune(cfg, other, tmp_path / "ft", progress=False)
+    res = finetune(load_config("tiny", ["finetune.epochs=1", "finetune.lr=0.002"]), data, tmp_path / "ft",
+                   progress=False, overwrite=True)
+    assert res["epoch"] == 1
+
+
+def test_glosses_are_matched_by_name_never_by_number(synth_dir, tmp_path):
+    data = synth_dir / "manifest.csv"
+    finetune(load_config("tiny", ["finetune.epochs=1"]), data, tmp_path / "ft", progress=False)
+    base = evaluate(tmp_path / "ft", data, "test", tmp_path / "e1")["pose"]
+    m = read_manifest(data)
+    order = list(reversed(range(len(m.glosses))))  # the same glosses, numbered the other way round
+    swapped = tmp_path / "swapped.csv"
+    with open(swapped, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip_id", "pose_file", "gloss", "label", "split", "signer"])
+        for c in m.clips:
+            w.writerow([c.clip_id, c.pose_file, c.gloss, order[c.label], c.split, c.signer])
+    remapped = evaluate(tmp_path / "ft", swapped, "test", tmp_path / "e2")["pose"]
+    assert remapped["per_instance_top1"] == base["per_instance_top1"]
+    clips = [replace(c, gloss="zebra") if c.label == 0 else c for c in m.clips]
+    foreign = tmp_path / "foreign.csv"
+    with open(foreign, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip_id", "pose_file", "gloss", "split", "signer"])
+        for c in clips:
+            w.writerow([c.clip_id, c.pose_file, c.gloss, c.split, c.signer])
+    with pytest.raises(ValueError, match="zebra"):
+        evaluate(tmp_path / "ft", foreign, "test", tmp_path / "e3")
