@@ -11,9 +11,9 @@ from .config import section
 from .data import SignDataset
 from .models.quantizer import codebook_stats
 from .models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
+from .pose.sequence import PARTS
 from .viz import show_tokens
 
-PARTS = ("left", "right", "body")
 
 
 def frame_pool(datasets: list[SignDataset], keep_empty: bool = False) -> dict[str, torch.Tensor]:

@@ -75,7 +75,7 @@ def mirror_clip(item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class SignDataset(Dataset):
     """Clips of one or more splits of a manifest, as fixed-length padded tensors.
 
-    Each item: body (N,7,2), left (N,21,2), right (N,21,2) float32; body_mask/left_mask/right_mask
+    Each item: body (N, BODY_J, 2), left and right (N, HAND_J, 2) float32; body_mask/left_mask/right_mask
     (N,J) bool joint masks (a part is present in a frame when any of its joints is valid);
     frame_mask (N,) bool, False on padding; label (); index ().
     """

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .dataset import SignDataset
 from .manifest import Manifest, read_manifest
 
 MIN_SIGNERS = 5  # below this many train signers one signer would be >= 20% of train: carve by clip
@@ -108,4 +109,16 @@ def split_summary(m: Manifest) -> dict:
                       "glosses": len({c.label for c in cs})}
     signers = lambda s: {c.signer for c in m.clips if c.split == s and c.signer}
     out["dev_train_shared_signers"] = len(signers("dev") & signers("train"))
+    return out
+
+
+def split_sets(data: list, split: str, cfg: SplitConfig | None = None, **kw) -> list[tuple[int, SignDataset]]:
+    """(position in `data`, dataset of its `split` clips) for each manifest that has any, dev carved first."""
+    out = []
+    for i, d in enumerate(data):
+        try:
+            out.append((i, SignDataset(load_manifest(d, cfg), split=split, **kw)))
+        except ValueError as e:
+            if "no clip in split" not in str(e):
+                raise
     return out

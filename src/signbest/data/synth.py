@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..pose.sequence import HAND_J
 from .hand_model import HANDSHAPES, hand_joints_3d, project_hand
 from .manifest import Clip, write_manifest
 
@@ -164,7 +165,7 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
         blend = act[:, None, None] if h == dom_hand else 0.0
         j3 = shapes[0] * (1 - blend) + shapes[1] * blend if h == dom_hand else (
             base_shape if sign.two_hands == "base" else shapes[0])
-        j3 = np.broadcast_to(j3, (t_total, 21, 3))
+        j3 = np.broadcast_to(j3, (t_total, HAND_J, 3))
         twist = 0.8 * np.sin(2 * np.pi * act) if sign.movement == "twist" else 0 * act
         lean = 0.5 * act if sign.movement == "forward" else 0 * act
         xy = np.stack([project_hand(j3[t], wrist[t], signer.hand * sw * (1 + 0.3 * lean[t]), pitch0 + lean[t],
@@ -187,13 +188,13 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     sway = np.cumsum(rng.normal(0, 0.3, (t_total, 2)), 0) * 0.2
     pose[..., :2] += sway[:, None] + rng.normal(0, signer.jitter, (t_total, 33, 2))
     for h in hands:
-        hands[h] = hands[h] + sway[:, None] + rng.normal(0, signer.jitter * 0.8, (t_total, 21, 2))
+        hands[h] = hands[h] + sway[:, None] + rng.normal(0, signer.jitter * 0.8, (t_total, HAND_J, 2))
     inside = (pose[..., 0] >= 0) & (pose[..., 0] < size) & (pose[..., 1] >= 0) & (pose[..., 1] < size)
     pose[..., 3] = np.where(inside, rng.uniform(0.9, 1.0, inside.shape), rng.uniform(0.0, 0.3, inside.shape))
     out = {"pose": pose.copy(), "fps": np.float32(25.0), "width": np.int32(size), "height": np.int32(size)}
     out["pose"][..., :2] /= size
     for h in ("left", "right"):
-        arr = np.zeros((t_total, 21, 3), np.float32)
+        arr = np.zeros((t_total, HAND_J, 3), np.float32)
         arr[..., :2] = hands[h] / size
         wr = hands[h][:, 0]
         missing = (wr[:, 1] > size * 0.97) | (wr[:, 0] < 0) | (wr[:, 0] >= size)  # out of frame

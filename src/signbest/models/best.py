@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..pose.sequence import BODY_J, HAND_J, PART_SIZES, PARTS
 from .gcn import PartGCN
 from .tokenizer import part_input
 
-PART_NAMES = ("left", "right", "body")
+PART_NAMES = PARTS
 
 
 @dataclass
@@ -72,12 +73,12 @@ class BESTEncoder(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
 
     def embed(self, batch: dict, joint_drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-part embeddings (B, T, 3, Dp) and part validity (B, T, 3). `joint_drop` (B, T, 49) hides
+        """Per-part embeddings (B, T, 3, Dp) and part validity (B, T, 3). `joint_drop` (B, T, UNIT_JOINTS) hides
         raw joints (R-Mask) by clearing their validity before the GCN sees them."""
         b, t = batch["body"].shape[:2]
         masks = [batch[f"{p}_mask"] & batch["frame_mask"][..., None] for p in PART_NAMES]
         if joint_drop is not None:
-            masks = [m & ~d for m, d in zip(masks, joint_drop.split([21, 21, 7], -1))]
+            masks = [m & ~d for m, d in zip(masks, joint_drop.split([PART_SIZES[p] for p in PARTS], -1))]
         dtype = self.mask_token.dtype  # the weights decide: fp32 (autocast casts later) or a bf16 model
         feats = [part_input(batch[p].reshape(b * t, -1, 2).to(dtype), m.reshape(b * t, -1)).reshape(b * t, -1, 3)
                  for p, m in zip(PART_NAMES, masks)]
@@ -124,8 +125,8 @@ class BESTPretrainer(nn.Module):
             self.hand_head = nn.Linear(dp, cfg.hand_codes)  # W1, shared by both hands
             self.body_head = nn.Linear(dp, cfg.body_codes)  # W2
         else:
-            self.hand_head = nn.Linear(dp, 21 * 2)
-            self.body_head = nn.Linear(dp, 7 * 2)
+            self.hand_head = nn.Linear(dp, HAND_J * 2)
+            self.body_head = nn.Linear(dp, BODY_J * 2)
 
     def forward_heads(self, features: torch.Tensor, select: torch.Tensor) -> list[torch.Tensor]:
         """Run the heads only where `select` (B, T, 3) is True: a list of 3 (n_p, out) tensors."""

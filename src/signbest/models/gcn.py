@@ -17,6 +17,8 @@ from collections import deque
 import torch
 import torch.nn as nn
 
+from ..pose.sequence import BODY_J, HAND_J
+
 HAND_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
               (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
 HAND_SYMMETRY = [(1 + 4 * f + k, 5 + 4 * f + k) for f in range(4) for k in range(4)]  # neighbouring fingers
@@ -86,9 +88,9 @@ class PartGCN(nn.Module):
                  pooled_widths: tuple[int, ...] = (256, 512), dropout: float = 0.25):
         super().__init__()
         if part == "hand":
-            n, bones, sym, groups, pb, ps = 21, HAND_BONES, HAND_SYMMETRY, HAND_GROUPS, HAND_POOLED_BONES, HAND_POOLED_SYMMETRY
+            n, bones, sym, groups, pb, ps = HAND_J, HAND_BONES, HAND_SYMMETRY, HAND_GROUPS, HAND_POOLED_BONES, HAND_POOLED_SYMMETRY
         else:
-            n, bones, sym, groups, pb, ps = 7, BODY_BONES, BODY_SYMMETRY, BODY_GROUPS, BODY_POOLED_BONES, BODY_POOLED_SYMMETRY
+            n, bones, sym, groups, pb, ps = BODY_J, BODY_BONES, BODY_SYMMETRY, BODY_GROUPS, BODY_POOLED_BONES, BODY_POOLED_SYMMETRY
         adj = partition_adjacency(n, bones, sym)
         pooled_adj = partition_adjacency(len(groups), pb, ps)
         width = max(len(g) for g in groups)  # pad groups by repeating a member: max-pooling ignores repeats

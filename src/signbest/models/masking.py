@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-NOISE_DIM = 4 + 49 + 1  # frame choice, 3 part draws, 49 joint draws, 1 mode draw
+from ..pose.sequence import PART_SIZES, PARTS, UNIT_JOINTS
+
+NOISE_DIM = 4 + UNIT_JOINTS + 1  # frame choice, 3 part draws, one draw per joint, 1 mode draw
 
 
 @dataclass
@@ -80,7 +82,7 @@ class MUMMasking:
 class RandomMasking:
     """SignBERT-style R-Mask on the raw input: in chosen frames drop some joints (joint masking) or all
     joints (frame masking); with probability clip_prob the chosen frames form one contiguous clip.
-    Returns the dropped joints (B, T, 49) and the parts they touch (B, T, 3), where losses apply."""
+    Returns the dropped joints (B, T, UNIT_JOINTS) and the parts they touch (B, T, 3), where losses apply."""
 
     def __init__(self, cfg: MaskingConfig):
         self.cfg = cfg
@@ -99,10 +101,10 @@ class RandomMasking:
         use_clip = noise[:, 1:2, -1] < self.cfg.clip_prob
         chosen = torch.where(use_clip, clip, scattered)
         whole_frame = noise[..., 1] < 0.5  # frame masking, else joint masking
-        joints = noise[..., 4:53] < self.cfg.joint_prob
+        joints = noise[..., 4:4 + UNIT_JOINTS] < self.cfg.joint_prob
         allowed = _allowed(self.cfg.parts, noise.device)
-        joint_part = torch.cat([torch.zeros(21, dtype=torch.long), torch.ones(21, dtype=torch.long),
-                                torch.full((7,), 2, dtype=torch.long)]).to(noise.device)
+        joint_part = torch.cat([torch.full((PART_SIZES[p],), k, dtype=torch.long)
+                                for k, p in enumerate(PARTS)]).to(noise.device)
         drop = chosen[..., None] & (whole_frame[..., None] | joints) & allowed[joint_part]
         parts = torch.stack([drop[..., joint_part == p].any(-1) for p in range(3)], -1)
         return drop, parts

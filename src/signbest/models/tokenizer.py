@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..pose.sequence import BODY_J, HAND_J
 from .quantizer import MISSING, VectorQuantizer
-
-HAND_J, BODY_J = 21, 7
 
 
 @dataclass

@@ -21,8 +21,12 @@ HAND_JOINTS = (
     "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
     "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
 )
-PARTS = ("body", "left", "right")
-PART_SIZES = {"body": len(BODY_JOINTS), "left": len(HAND_JOINTS), "right": len(HAND_JOINTS)}
+PARTS = ("left", "right", "body")  # the one part order: every (..., 3) part axis and per-part list follows it
+PART_SIZES = {"left": len(HAND_JOINTS), "right": len(HAND_JOINTS), "body": len(BODY_JOINTS)}
+# Parts of one kind share a GCN, a codebook and a MUM head (the left hand is stored mirrored).
+PART_KINDS = {"left": "hand", "right": "hand", "body": "body"}
+HAND_J, BODY_J = len(HAND_JOINTS), len(BODY_JOINTS)
+UNIT_JOINTS = sum(PART_SIZES.values())  # joints of one triplet unit, parts concatenated in PARTS order
 # Indices into BODY_JOINTS used for handedness checks and the fallback hand box.
 L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = 1, 2, 3, 4, 5, 6
 

@@ -15,7 +15,7 @@ from .. import fingerprint
 from ..config import section
 from ..data import SignDataset
 from ..data.dataset import ConcatSets
-from ..data.protocol import SplitConfig, load_manifest
+from ..data.protocol import SplitConfig, load_manifest, split_sets
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
@@ -126,19 +126,13 @@ class PretrainStage(Stage):
 def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress: bool) -> tuple[ConcatSets, ConcatSets | None]:
     """Train clips of every manifest (dev carved out of labelled ones), minus a held-out share."""
     train, held = [], []
-    for i, d in enumerate(data):
-        try:
-            kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling)
-            ds = SignDataset(load_manifest(d, split_cfg), split="train", train=True, progress=progress, **kw)
-        except ValueError as e:
-            if "no clip in split" not in str(e):
-                raise
-            continue
+    kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling)
+    for i, ds in split_sets(data, "train", split_cfg, train=True, progress=progress, **kw):
         keep = seeded_share(len(ds), pcfg.data_fraction, pcfg.seed)
         n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
         out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
         if out:  # the same clips, tested: centred windows, no augmentation
-            h = SignDataset(load_manifest(d, split_cfg), split="train", data=ds.data, progress=False, **kw)
+            h = SignDataset(load_manifest(data[i], split_cfg), split="train", data=ds.data, progress=False, **kw)
             held.append(h.keep([keep[j] for j in sorted(out)]))
         ds.keep([keep[j] for j in range(len(keep)) if j not in out])
         train.append(ds)

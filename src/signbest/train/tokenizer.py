@@ -11,29 +11,17 @@ from pathlib import Path
 import torch
 
 from .. import fingerprint
+from ..checkpoint import CHECKPOINT, commit_folder, model_tensors
 from ..config import section
-from ..data import SignDataset
-from ..data.protocol import SplitConfig, load_manifest
+from ..data.batches import epoch_order
+from ..data.protocol import SplitConfig, split_sets
 from ..models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
+from ..runtime import MetricsLog, seed_everything
 from ..tokens import evaluate_tokenizer, frame_pool
 from . import distributed as dist_utils
-from ..checkpoint import CHECKPOINT, commit_folder, model_tensors
-from ..runtime import MetricsLog, seed_everything
-from ..data.batches import epoch_order
 from .engine import Loop, Schedule, Stage, fit
 
 log = logging.getLogger(__name__)
-def split_datasets(data: list[str | Path], split: str, split_cfg: SplitConfig | None = None,
-                   progress: bool = True) -> list[SignDataset]:
-    """The `split` clips of each manifest that has any (after carving dev out of train)."""
-    out = []
-    for d in data:
-        try:
-            out.append(SignDataset(load_manifest(d, split_cfg), split=split, progress=progress))
-        except ValueError as e:
-            if "no clip in split" not in str(e):
-                raise
-    return out
 
 
 class TokenizerStage(Stage):
@@ -63,32 +51,32 @@ class TokenizerStage(Stage):
             self.global_idx = order[s:s + self.tcfg.batch_size]  # codebook upkeep sees the whole batch
             yield self._frames(self.global_idx[self.info.rank::self.info.world])
 
-    def _global_z(self) -> tuple[dict, dict]:
+    def _global_z(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents of the present hands and bodies of the whole global batch (the same in every process)."""
         with torch.no_grad():
             parts, _ = flat_parts(self._frames(self.global_idx))
-            return self.model.encode(parts), parts
+            z = self.model.encode(parts)
+        present = {p: parts[f"{p}_mask"].any(-1) for p in ("left", "right", "body")}
+        return torch.cat([z["left"][present["left"]], z["right"][present["right"]]]).float(), z["body"][present["body"]].float()
 
     def loss(self, model, batch: dict):
-        if not bool(self.model.hand_quantizer.initialised):  # the same start in every process
-            z, parts = self._global_z()
-            gen = torch.Generator().manual_seed(self.tcfg.seed)
-            hz = torch.cat([z["left"][parts["left_mask"].any(-1)], z["right"][parts["right_mask"].any(-1)]])
-            self.model.hand_quantizer._init_from(hz.float(), gen)
-            self.model.body_quantizer._init_from(z["body"][parts["body_mask"].any(-1)].float(), gen)
+        tok = self.model
+        if not bool(tok.hand_quantizer.initialised):  # the same start in every process
+            gen, (hz, bz) = torch.Generator().manual_seed(self.tcfg.seed), self._global_z()
+            tok.hand_quantizer._init_from(hz, gen)
+            tok.body_quantizer._init_from(bz, gen)
         loss, _ = model(batch)
         return loss, batch["body"].shape[0], {}
 
     def after_step(self, step: int, batch: dict) -> None:
         if not self.tcfg.revive_every or step % self.tcfg.revive_every:
             return
-        tok = self.model
+        tok, gen = self.model, torch.Generator().manual_seed(self.tcfg.seed * 7919 + step)
         for q in (tok.hand_quantizer, tok.body_quantizer):
             q.usage.copy_(dist_utils.all_sum_tensor(q.usage, self.info))
-        z, parts = self._global_z()
-        gen = torch.Generator().manual_seed(self.tcfg.seed * 7919 + step)
-        hz = torch.cat([z["left"][parts["left_mask"].any(-1)], z["right"][parts["right_mask"].any(-1)]])
-        tok.hand_quantizer.revive_dead_codes(hz.float(), gen)
-        tok.body_quantizer.revive_dead_codes(z["body"][parts["body_mask"].any(-1)].float(), gen)
+        hz, bz = self._global_z()
+        tok.hand_quantizer.revive_dead_codes(hz, gen)
+        tok.body_quantizer.revive_dead_codes(bz, gen)
 
     def evaluate(self, model) -> dict:
         return evaluate_tokenizer(self.model, {k: v.to(self.info.device) for k, v in self.held.items()})
@@ -101,7 +89,7 @@ def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress
     tcfg, scfg = section(cfg, "tokenizer", TokenizerConfig), section(cfg, "split", SplitConfig)
     out = Path(out)
     gen = seed_everything(tcfg.seed)
-    frames = frame_pool(split_datasets(data, "train", scfg, progress and info.main))
+    frames = frame_pool([ds for _, ds in split_sets(data, "train", scfg, progress=progress and info.main)])
     n_held = max(1, frames["body"].shape[0] // 20)
     held = {k: v[-n_held:] for k, v in frames.items()}
     frames = {k: v[:-n_held] for k, v in frames.items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pose.sequence import HAND_J
 from .recovery import (POSE_HAND, HandSource, RecoveryConfig, content_box, crop_square, crop_to_frame,
                        hand_crop_box, interpolate_gaps, keep_bridges, pick_candidate)
 
@@ -121,8 +122,8 @@ class HolisticExtractor:
             max_gray = gray if max_gray is None else np.maximum(max_gray, gray)
             res = self.holistic.process(rgb)
             p = _landmarks(res.pose_landmarks, 33, 4)
-            found = {"left": _landmarks(res.left_hand_landmarks, 21, 3),
-                     "right": _landmarks(res.right_hand_landmarks, 21, 3)}
+            found = {"left": _landmarks(res.left_hand_landmarks, HAND_J, 3),
+                     "right": _landmarks(res.right_hand_landmarks, HAND_J, 3)}
             source = {s: HandSource.HOLISTIC if np.isfinite(found[s]).all() else HandSource.MISSING for s in found}
             if self.hands is not None and HandSource.MISSING in source.values() and np.isfinite(p).all():
                 t = time.perf_counter()
@@ -161,7 +162,7 @@ class HolisticExtractor:
             res = self.hands.process(crop_square(rgb, box, self.cfg.recovery.crop_size))
             if not res.multi_hand_landmarks:
                 continue
-            cands = [crop_to_frame(_landmarks(lm, 21, 3), box) for lm in res.multi_hand_landmarks]
+            cands = [crop_to_frame(_landmarks(lm, HAND_J, 3), box) for lm in res.multi_hand_landmarks]
             other_px = None
             if source[other] != HandSource.MISSING:
                 other_px = found[other].copy()
