@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import PARTIAL_PREFIX, atomic_write
+from .atomic import PARTIAL_PREFIX, umask, atomic_write
 
 CHECKPOINT = "checkpoint"  # a stage's resumable checkpoint, inside its output folder
 
@@ -46,7 +46,7 @@ def commit_folder(folder: Path, files: dict[str, object]) -> None:
             save_file(obj, str(tmp / name))
         else:
             (tmp / name).write_text(json.dumps(obj, indent=2, default=str))
-    os.chmod(tmp, 0o777 & ~_umask())
+    os.chmod(tmp, 0o777 & ~umask())
     fault_point(folder, "written")
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
@@ -71,12 +71,6 @@ def recover_folder(folder: Path) -> None:
             os.rename(old, folder)
     for p in folder.parent.glob(f"{PARTIAL_PREFIX}{folder.name}.*"):
         shutil.rmtree(p, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

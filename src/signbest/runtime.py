@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import random
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .atomic import atomic_write
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -79,12 +80,12 @@ class MetricsLog:
         self._write_all(rows)
 
     def _write_all(self, rows: list[dict]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields or [])
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path)
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.fields or [])
+                w.writeheader()
+                w.writerows(rows)
+        atomic_write(self.path, write)
 
     def log(self, row: dict) -> None:
         row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}

@@ -11,13 +11,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write
 from ..pose import NormalizeConfig, PoseError, normalize, read_pose
 from ..pose.normalize import PREPROCESS_VERSION
 from .manifest import Manifest
@@ -74,8 +74,8 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
     for clip in tqdm(manifest.clips, desc="preprocess", unit="clip", disable=not progress, leave=False):
         try:
             norm = normalize(read_pose(clip.pose_file), cfg)
-        except PoseError as e:
-            failures[clip.clip_id] = str(e)
+        except Exception as e:  # noqa: BLE001 - one bad clip is skipped and listed, never the end of the batch
+            failures[clip.clip_id] = str(e) if isinstance(e, PoseError) else f"{clip.pose_file}: {type(e).__name__}: {e}"
             continue
         for k in ARRAYS:
             parts[k].append(getattr(norm, k))
@@ -92,12 +92,12 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
 
 
 def _save(s: PreprocessedSet, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
     meta = json.dumps({"clip_ids": s.clip_ids, "failures": s.failures})
-    np.savez(tmp, offsets=s.offsets, meta=np.array(meta), **s.arrays)
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez(f, offsets=s.offsets, meta=np.array(meta), **s.arrays)
+    atomic_write(path, write)
 
 
 def _load(path: Path) -> PreprocessedSet:

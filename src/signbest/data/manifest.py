@@ -9,10 +9,10 @@ manifest.csv that `signbest extract` writes is such a manifest.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..atomic import atomic_write
 
 COLUMNS = ("clip_id", "pose_file", "gloss", "label", "split", "signer")
 ALIASES = {"video_id": "clip_id", "signer_id": "signer", "path": "pose_file", "sign": "gloss",
@@ -75,8 +75,11 @@ def read_manifest(path: str | Path) -> Manifest:
                 break
         else:
             raise FileNotFoundError(f"{path}: folder has no manifest.csv or metadata.csv")
-    with open(path, newline="") as f:
-        rows = [_row(r) for r in csv.DictReader(f)]
+    try:  # utf-8-sig: a CSV saved by Excel starts with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [_row(r) for r in csv.DictReader(f)]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); save the manifest as UTF-8 CSV") from None
     if not rows:
         raise ValueError(f"{path}: the manifest has no rows")
     missing = {"clip_id", "pose_file"} - set(rows[0])
@@ -109,17 +112,18 @@ def write_manifest(manifest_clips: list[Clip], path: str | Path, extra: dict[str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = extra or {}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(COLUMNS) + list(extra))
-        for i, c in enumerate(manifest_clips):
-            d = asdict(c)
-            pf = Path(d["pose_file"])
-            try:
-                d["pose_file"] = pf.resolve().relative_to(path.parent.resolve()).as_posix()
-            except ValueError:
-                d["pose_file"] = str(pf)
-            w.writerow([d[k] for k in COLUMNS] + [extra[k][i] for k in extra])
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(list(COLUMNS) + list(extra))
+            for i, c in enumerate(manifest_clips):
+                d = asdict(c)
+                pf = Path(d["pose_file"])
+                try:
+                    d["pose_file"] = pf.resolve().relative_to(path.parent.resolve()).as_posix()
+                except ValueError:
+                    d["pose_file"] = str(pf)
+                w.writerow([d[k] for k in COLUMNS] + [extra[k][i] for k in extra])
+    atomic_write(path, write)
     return path

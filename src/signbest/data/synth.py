@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write
 from ..pose.sequence import HAND_J
 from .hand_model import HANDSHAPES, hand_joints_3d, project_hand
 from .manifest import Clip, write_manifest
@@ -237,12 +236,14 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
         if not path.exists():
             clip_rng = np.random.default_rng([seed, c, i])
             arrays = render_clip(signs[c], people[k], clip_rng, size)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-            os.close(fd)
-            np.savez_compressed(tmp, extractor=np.array("signbest-synth"), **arrays)
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp, a=arrays: _save_npz(tmp, a))
         clips.append(Clip(clip_id, path, gloss_name(signs[c], c), c, split_of(k), f"signer{k:02d}"))
     return write_manifest(clips, out_dir / "manifest.csv")
+
+
+def _save_npz(tmp: str, arrays: dict) -> None:
+    with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to the temporary's name
+        np.savez_compressed(f, extractor=np.array("signbest-synth"), **arrays)
 
 
 def gloss_name(sign: SignSpec, c: int) -> str:

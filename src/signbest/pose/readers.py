@@ -213,7 +213,12 @@ def read_pose(path: str | Path, fix_hands: bool = True, **kw) -> PoseSequence:
     path = Path(path)
     if not path.exists():
         raise PoseError(f"{path}: no such file or folder")
-    seq = _read_any(path, **kw)
+    try:
+        seq = _read_any(path, **kw)
+    except PoseError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any reader failure is this file's problem, never the batch's
+        raise PoseError(f"{path}: could not be read ({type(e).__name__}: {e})") from e
     if fix_hands:
         seq, swapped = fix_handedness(seq)
         seq.meta["hands_relabelled"] = swapped

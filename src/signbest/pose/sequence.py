@@ -27,6 +27,8 @@ PART_SIZES = {"left": len(HAND_JOINTS), "right": len(HAND_JOINTS), "body": len(B
 PART_KINDS = {"left": "hand", "right": "hand", "body": "body"}
 HAND_J, BODY_J = len(HAND_JOINTS), len(BODY_JOINTS)
 UNIT_JOINTS = sum(PART_SIZES.values())  # joints of one triplet unit, parts concatenated in PARTS order
+MAX_FRAMES = 100_000  # over an hour at 25 fps: longer is a broken file, not a sign
+COORD_RANGE = 10.0  # coordinates may lie this many frame sizes outside the frame, no further
 # Indices into BODY_JOINTS used for handedness checks and the fallback hand box.
 L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = 1, 2, 3, 4, 5, 6
 
@@ -50,6 +52,10 @@ class PoseSequence:
     meta: dict = field(default_factory=dict)  # layout name, extractor, ...
 
     def __post_init__(self) -> None:
+        if not (self.width > 0 and self.height > 0):
+            raise PoseError(f"{self.source}: frame size must be positive, got {self.width}x{self.height}")
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise PoseError(f"{self.source}: fps must be positive, got {self.fps}")
         for part in PARTS:
             xy, conf = self.coords(part), self.conf(part)
             j = PART_SIZES[part]
@@ -61,6 +67,15 @@ class PoseSequence:
                 raise PoseError(
                     f"{self.source}: {part} has {xy.shape[0]} frames but body has {self.body.shape[0]}"
                 )
+            if not np.issubdtype(np.asarray(xy).dtype, np.number) or not np.issubdtype(np.asarray(conf).dtype, np.number):
+                raise PoseError(f"{self.source}: {part} holds non-numeric values ({np.asarray(xy).dtype})")
+            size = np.array([self.width, self.height], dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                far = np.abs(np.asarray(xy, np.float64) - size / 2) > (COORD_RANGE + 0.5) * size
+            if far.any():
+                worst = np.nanmax(np.abs(np.where(far, xy, np.nan)))
+                raise PoseError(f"{self.source}: {part} coordinates out of range ({worst:.3g} px for a "
+                                f"{self.width}x{self.height} frame): wrong units or a corrupt file")
             # Keep the invariant "missing <=> NaN coordinates and zero confidence" whatever the reader did.
             bad = ~np.isfinite(xy).all(-1) | ~np.isfinite(conf) | (conf <= 0)
             xy = np.where(bad[..., None], np.nan, xy).astype(np.float32)
@@ -69,10 +84,8 @@ class PoseSequence:
             setattr(self, f"{part}_conf", conf)
         if self.num_frames == 0:
             raise PoseError(f"{self.source}: the sequence has no frames")
-        if not (self.width > 0 and self.height > 0):
-            raise PoseError(f"{self.source}: frame size must be positive, got {self.width}x{self.height}")
-        if not (np.isfinite(self.fps) and self.fps > 0):
-            raise PoseError(f"{self.source}: fps must be positive, got {self.fps}")
+        if self.num_frames > MAX_FRAMES:
+            raise PoseError(f"{self.source}: {self.num_frames} frames, more than the {MAX_FRAMES} a sign clip can have")
         if not any(self.conf(p).any() for p in PARTS):
             raise PoseError(f"{self.source}: no joint is present in any of its {self.num_frames} frames (all NaN)")
 
