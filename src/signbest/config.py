@@ -7,12 +7,24 @@ Command-line overrides use dotted keys: ``--set tokenizer.epochs=3``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# Each stage section and the dataclass that validates it; other top-level keys a config may carry.
+SECTIONS = {"tokenizer": "signbest.models.tokenizer:TokenizerConfig", "model": "signbest.models.best:ModelConfig",
+            "masking": "signbest.models.masking:MaskingConfig", "pretrain": "signbest.train.pretrain:PretrainConfig",
+            "head": "signbest.models.classifier:HeadConfig", "finetune": "signbest.train.finetune:FinetuneConfig",
+            "split": "signbest.data.protocol:SplitConfig"}
+OTHER_KEYS = {"description", "row", "base"}
+AT_LEAST_ONE = {"epochs", "batch_size", "num_frames", "layers", "heads", "part_dim", "ffn", "hidden", "code_dim",
+                "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs"}
+NON_NEGATIVE = {"weight_decay", "grad_clip", "label_smoothing", "time_budget_s", "warmup_epochs", "revive_every",
+                "perturb", "shift", "beta_body", "beta_codebook", "beta_commit"}
 
 
 def shipped_configs() -> list[str]:
@@ -61,14 +73,54 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None, ba
         for k in path:
             node = node.setdefault(k, {})
         node[last] = parsed
+    validate(cfg, str(name_or_path))
     return cfg
+
+
+def validate(cfg: dict, name: str = "config") -> None:
+    """Unknown sections or keys, wrong types and out-of-range values are errors naming key and value."""
+    unknown = set(cfg) - set(SECTIONS) - OTHER_KEYS
+    if unknown:
+        raise ValueError(f"{name}: unknown config sections {sorted(unknown)}; valid: {sorted(set(SECTIONS) | OTHER_KEYS)}")
+    for sec, target in SECTIONS.items():
+        if sec in cfg:
+            if not isinstance(cfg[sec], dict):
+                raise ValueError(f"{name}: config section '{sec}' must be a mapping of keys to values, got {cfg[sec]!r}")
+            module, cls = target.split(":")
+            section(cfg, sec, getattr(importlib.import_module(module), cls))
 
 
 def section(cfg: dict, name: str, cls: type[T]) -> T:
     """Build dataclass `cls` from cfg[name]; unknown keys are an error that lists the valid ones."""
     values = cfg.get(name, {})
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - fields
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"config section '{name}' has unknown keys {sorted(unknown)}; valid: {sorted(fields)}")
-    return cls(**values)
+    for key, value in values.items():
+        _check(f"{name}.{key}", value, str(fields[key].type))
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config section '{name}': {e}") from None
+
+
+def _check(key: str, value, annotation: str) -> None:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    number = is_int or isinstance(value, float)
+    ok = {"bool": isinstance(value, bool), "int": is_int, "float": number, "str": isinstance(value, str)}.get(
+        annotation, not annotation.startswith("tuple") or (isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)))
+    if not ok:
+        raise ValueError(f"config {key}: expected {annotation}, got {value!r}")
+    if not number:
+        return
+    field = key.split(".")[-1]
+    if not math.isfinite(value):
+        raise ValueError(f"config {key}: must be a finite number, got {value!r}")
+    if field in AT_LEAST_ONE and value < 1:
+        raise ValueError(f"config {key}: must be at least 1, got {value!r}")
+    if (field in NON_NEGATIVE or field == "lr") and value < 0 or field == "lr" and value == 0:
+        raise ValueError(f"config {key}: must be {'positive' if field == 'lr' else 'at least 0'}, got {value!r}")
+    if ("dropout" in field or field.endswith("_prob") or field.endswith("fraction")) and not 0 <= value <= 1:
+        raise ValueError(f"config {key}: must be between 0 and 1, got {value!r}")
