@@ -16,6 +16,14 @@ from .layouts import COCO_WHOLEBODY, OPENPOSE_BODY25, POSE_FORMAT_COMPONENTS, La
 from .sequence import PoseError, PoseSequence, fix_handedness
 
 
+def numeric(path, name: str, a) -> np.ndarray:
+    """`a` as an array of real numbers (int or float), or a PoseError naming the file and the array."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iuf":
+        raise PoseError(f"{path}: '{name}' must hold real numbers, got {arr.dtype} values")
+    return arr
+
+
 def _from_points(points: np.ndarray, conf: np.ndarray, layout: Layout, source: str, **kw) -> PoseSequence:
     """points (T, N, 2) pixels, conf (T, N) -> PoseSequence using the layout's indices."""
     if points.ndim != 3 or points.shape[1] != layout.num_points or points.shape[2] < 2:
@@ -31,7 +39,7 @@ def read_mediapipe_npz(path: Path, data) -> PoseSequence:
     missing = {"pose", "left_hand", "right_hand"} - set(data.files)
     if missing:
         raise PoseError(f"{path}: MediaPipe npz lacks arrays {sorted(missing)} (has {sorted(data.files)})")
-    pose, lh, rh = data["pose"], data["left_hand"], data["right_hand"]
+    pose, lh, rh = (numeric(path, k, data[k]) for k in ("pose", "left_hand", "right_hand"))
     if pose.ndim != 3 or pose.shape[1:] != (33, 4):
         raise PoseError(f"{path}: 'pose' must have shape (T, 33, 4), got {pose.shape}")
     for name, h in (("left_hand", lh), ("right_hand", rh)):
@@ -53,14 +61,14 @@ def read_mediapipe_npz(path: Path, data) -> PoseSequence:
 
 def read_coco_wholebody(path: Path, keypoints: np.ndarray, scores: np.ndarray | None, **kw) -> PoseSequence:
     """(T, 133, 2|3) keypoints in pixels with (T, 133) scores; a third column is taken as the score."""
-    kp = np.asarray(keypoints, np.float32)
+    kp = numeric(path, "keypoints", keypoints).astype(np.float32)
     if kp.ndim == 2:  # a single frame
         kp = kp[None]
     if kp.ndim != 3:
         raise PoseError(f"{path}: keypoints must have shape (T, 133, 2), got {kp.shape}")
     if scores is None:
         scores = kp[..., 2] if kp.shape[-1] >= 3 else np.ones(kp.shape[:2], np.float32)
-    scores = np.asarray(scores, np.float32)
+    scores = numeric(path, "keypoint scores", scores).astype(np.float32)
     if scores.size != kp.shape[0] * kp.shape[1]:
         raise PoseError(f"{path}: scores have shape {scores.shape} but keypoints have {kp.shape}")
     kw.setdefault("width", int(np.ceil(np.nanmax(kp[..., 0]))) + 1 if np.isfinite(kp[..., 0]).any() else 256)

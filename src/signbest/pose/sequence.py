@@ -28,6 +28,7 @@ PART_KINDS = {"left": "hand", "right": "hand", "body": "body"}
 HAND_J, BODY_J = len(HAND_JOINTS), len(BODY_JOINTS)
 UNIT_JOINTS = sum(PART_SIZES.values())  # joints of one triplet unit, parts concatenated in PARTS order
 MAX_FRAMES = 100_000  # over an hour at 25 fps: longer is a broken file, not a sign
+MAX_SIDE = 16384  # pixels: a larger frame (given, or estimated from the joints) means broken coordinates
 COORD_RANGE = 10.0  # coordinates may lie this many frame sizes outside the frame, no further
 # Indices into BODY_JOINTS used for handedness checks and the fallback hand box.
 L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = 1, 2, 3, 4, 5, 6
@@ -52,8 +53,9 @@ class PoseSequence:
     meta: dict = field(default_factory=dict)  # layout name, extractor, ...
 
     def __post_init__(self) -> None:
-        if not (self.width > 0 and self.height > 0):
-            raise PoseError(f"{self.source}: frame size must be positive, got {self.width}x{self.height}")
+        if not (0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
+            raise PoseError(f"{self.source}: frame size {self.width}x{self.height} is not plausible (1..{MAX_SIDE} px "
+                            "a side; for files without one it is estimated from the joints, so those are out of range)")
         if not (np.isfinite(self.fps) and self.fps > 0):
             raise PoseError(f"{self.source}: fps must be positive, got {self.fps}")
         for part in PARTS:
