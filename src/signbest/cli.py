@@ -196,7 +196,8 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
             top: Annotated[int, typer.Option(help="how many glosses to show")] = 5) -> None:
-    """Top glosses with probabilities for new clips; a folder argument writes a CSV."""
+    """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
+    any input failed (each is named with its problem)."""
     from .predict import predict as run
 
     results = run(checkpoint, files, top)
@@ -215,6 +216,10 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             for r in results:
                 w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
         typer.echo(f"wrote {csv_out}")
+    failed = sum("error" in r for r in results)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} inputs failed", err=True)
+        raise SystemExit(1)
 
 
 @app.command()

@@ -114,8 +114,9 @@ def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch
     by_id = {c.clip_id: i for i, c in enumerate(ds.clips)}
     results = []
     for i, p in enumerate(paths):
-        if str(i) not in by_id:
-            results.append({"file": str(p), "error": failures.get(str(i), "unreadable")})
+        if str(i) not in by_id:  # name the user's file, never the temporary pose file of a video
+            err = failures.get(str(i), "unreadable").replace(str(extracted.get(p, p)), str(p))
+            results.append({"file": str(p), "error": err})
             continue
         pr = probs[by_id[str(i)]]
         order = np.argsort(-pr, kind="stable")[:top]
