@@ -121,4 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as e:  # a mixed run (fingerprint), bad config or data: one line, not a traceback
+        raise SystemExit(f"error: {e}")
