@@ -20,12 +20,25 @@ def test_spread_sampling_covers_the_whole_clip_for_every_length():
                 np.testing.assert_array_equal(idx, np.arange(n))
                 continue
             seg = n / 32
-            assert len(idx) == 32 and (np.diff(idx) > 0).all() and idx.min() >= 0 and idx.max() < n
+            assert len(idx) == 32 and (np.diff(idx) >= (0 if train else 1)).all() and idx.min() >= 0 and idx.max() < n
             # one frame in each of 32 equal segments: first in the first, last in the last
             assert (idx >= np.floor(np.arange(32) * seg)).all() and (idx < np.ceil((np.arange(32) + 1) * seg)).all()
     # multi-window phases: segment starts, centres, ends
     np.testing.assert_array_equal(sample_frames(64, 32, False, offset=0.0), np.arange(0, 64, 2))
     np.testing.assert_array_equal(sample_frames(64, 32, False, offset=1.0), np.arange(1, 64, 2))
+
+
+def test_training_crops_keep_at_least_their_share_of_the_clip():
+    rng = np.random.default_rng(1)
+    for n in (40, 90, 200):
+        spans = []
+        for _ in range(200):
+            idx = sample_frames(n, 32, True, rng, crop=0.5)
+            assert len(idx) == 32 and (np.diff(idx) >= 0).all() and 0 <= idx.min() and idx.max() < n
+            spans.append(idx[-1] - idx[0] + 1)
+        seg = max(32, 0.5 * n) / 32
+        assert min(spans) >= max(32, 0.5 * n) - 2 * seg  # first and last segment may each lose one step
+        assert max(spans) > 0.9 * n  # and some samples span nearly the whole clip
 
 
 def test_window_sampling_is_the_old_strided_window():

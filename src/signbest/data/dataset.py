@@ -18,21 +18,28 @@ BODY_MIRROR = [0, 4, 5, 6, 1, 2, 3]
 
 
 def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Generator | None = None,
-                  offset: float = 0.5, mode: str = "spread") -> np.ndarray:
+                  offset: float = 0.5, mode: str = "spread", crop: float = 1.0) -> np.ndarray:
     """Indices of `num_frames` frames of a clip of `length` frames (all frames when it is not longer).
 
-    mode "spread" (default): one frame in each of `num_frames` equal segments of the whole clip, at the
-    same phase in every segment: random for training, `offset` for testing (0 = segment starts, 0.5 =
-    centres, 1 = ends; multi-window testing varies it). Every window covers the whole clip.
+    mode "spread" (default): testing takes one frame in each of `num_frames` equal segments of the whole
+    clip, at phase `offset` (0 = segment starts, 0.5 = centres, 1 = ends; multi-window testing varies it),
+    so every window covers the whole clip. Training takes a random span of at least `crop` of the clip
+    and one random frame in each of its segments.
     mode "window" (before 0.2): a strided window of `num_frames` frames with stride length // num_frames,
     so a 60-frame clip kept only 32 consecutive frames; kept to measure the difference.
     """
     if length <= num_frames:
         return np.arange(length)
     if mode == "spread":
-        seg = length / num_frames  # > 1 frame per segment
-        phase = rng.random() if train else offset
-        return np.floor(np.arange(num_frames) * seg + phase * (seg - 1)).astype(np.int64)
+        if not train:
+            seg = length / num_frames  # > 1 frame per segment
+            return np.floor(np.arange(num_frames) * seg + offset * (seg - 1)).astype(np.int64)
+        # Training: a random span of at least `crop` of the clip (and at least num_frames frames), one
+        # random frame in each of its num_frames segments: temporal crop and speed augmentation.
+        span = max(float(num_frames), rng.uniform(crop, 1.0) * length)
+        start = rng.uniform(0.0, length - span)
+        seg = span / num_frames
+        return np.minimum(np.floor(start + (np.arange(num_frames) + rng.random(num_frames)) * seg), length - 1).astype(np.int64)
     if mode != "window":
         raise ValueError(f"frame sampling mode must be spread or window, got '{mode}'")
     stride = length // num_frames
@@ -83,7 +90,7 @@ class SignDataset(Dataset):
     def __init__(self, manifest: Manifest | str, split: str | None = None, num_frames: int = 32,
                  train: bool = False, augment: AugmentConfig | None = None, seed: int = 0,
                  normalize_cfg: NormalizeConfig | None = None, data: PreprocessedSet | None = None,
-                 progress: bool = True, noise_dim: int = 0, sampling: str = "spread"):
+                 progress: bool = True, noise_dim: int = 0, sampling: str = "spread", crop: float = 1.0):
         full = read_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
         wanted = full.select(split)
         # Only the selected split's files are read: training stages never open val or test clips.
@@ -97,7 +104,7 @@ class SignDataset(Dataset):
         self.rows = np.array([position[c.clip_id] for c in self.clips], dtype=np.int64)
         self.glosses = full.glosses
         self.labelled = full.labelled
-        self.num_frames, self.train, self.sampling = num_frames, train, sampling
+        self.num_frames, self.train, self.sampling, self.crop = num_frames, train, sampling, crop
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
         self.window = 0.5  # test-time window position, see sample_frames
@@ -136,7 +143,7 @@ class SignDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         full = self.clip_arrays(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window, self.sampling)
+        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window, self.sampling, self.crop)
         item = {k: v[idx] for k, v in full.items()}
         if self.train and self.augment is not None:
             if rng.random() < self.augment.swap_hands:

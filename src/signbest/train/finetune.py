@@ -36,6 +36,7 @@ class FinetuneConfig:
     batch_size: int = 32
     num_frames: int = 32  # frames sampled per clip (paper: 32)
     sampling: str = "spread"  # frame sampling: spread (whole clip) | window (before 0.2: 32 consecutive-ish)
+    crop: float = 1.0  # spread: a training sample spans a random share in [crop, 1] of its clip
     select_on: str = "dev"  # epoch selection: dev (carved from train) | val (the reported split: biased) | last
     lr: float = 1e-4  # Adam (paper)
     lr_step_epochs: int = 10  # lr x lr_gamma every this many epochs (paper: x0.1 every 10)
@@ -124,7 +125,7 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
         raise ValueError(f"{data}: the manifest has no gloss column: fine-tuning needs labelled clips")
     kw = dict(num_frames=fcfg.num_frames, sampling=fcfg.sampling)
     train_set = SignDataset(manifest, "train", train=True, augment=AugmentConfig(fcfg.perturb, fcfg.shift, fcfg.swap_hands),
-                            seed=fcfg.seed, progress=progress and info.main, **kw)
+                            seed=fcfg.seed, progress=progress and info.main, crop=fcfg.crop, **kw)
     names = [n for n in ("dev",) + (("val",) if fcfg.select_on == "val" else ()) if any(c.split == n for c in manifest.clips)]
     if fcfg.select_on != "last" and fcfg.select_on not in names:
         raise ValueError(f"{data}: no '{fcfg.select_on}' clips to select the epoch on "

@@ -34,6 +34,7 @@ class PretrainConfig:
     batch_size: int = 32  # global batch (split across torchrun processes)
     num_frames: int = 32  # frames per clip window
     sampling: str = "spread"  # frame sampling: spread (whole clip) | window (before 0.2)
+    crop: float = 1.0  # spread: a training sample spans a random share in [crop, 1] of its clip
     lr: float = 1e-4  # AdamW learning rate (paper)
     weight_decay: float = 0.01
     warmup_epochs: float = 6  # linear warm-up, then linear decay to zero at `epochs`
@@ -126,7 +127,7 @@ class PretrainStage(Stage):
 def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress: bool) -> tuple[ConcatSets, ConcatSets | None]:
     """Train clips of every manifest (dev carved out of labelled ones), minus a held-out share."""
     train, held = [], []
-    kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling)
+    kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling, crop=pcfg.crop)
     for i, ds in split_sets(data, "train", split_cfg, train=True, progress=progress, **kw):
         keep = seeded_share(len(ds), pcfg.data_fraction, pcfg.seed)
         n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
