@@ -33,7 +33,7 @@ class PretrainConfig:
     time_budget_s: float = 0.0  # stop after this many seconds (0 = no limit)
     batch_size: int = 32  # global batch (split across torchrun processes)
     num_frames: int = 32  # frames per clip window
-    sampling: str = "spread"  # frame sampling: spread (whole clip) | window (before 0.2)
+    sampling: str = "window"  # frame sampling: window (strided window) | spread (whole clip: worse on dev, see README)
     crop: float = 1.0  # spread: a training sample spans a random share in [crop, 1] of its clip
     lr: float = 1e-4  # AdamW learning rate (paper)
     weight_decay: float = 0.01
