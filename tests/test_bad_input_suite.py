@@ -182,3 +182,30 @@ def test_the_command_line_prints_one_line_and_no_traceback(bad_files, name):
     lines = [x for x in r.stderr.splitlines() if not x.startswith(("INFO", "WARNING"))]
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("body, words", [
+    ("clip_id,pose_file,gloss,label\na,a.npz,hi,0\nb,b.npz,bye,0\n", ["line 3", "label 0 is 'bye'"]),
+    ("clip_id,pose_file,gloss,label\na,a.npz,hi,0\nb,b.npz,hi,1\n", ["line 3", "gloss 'hi' has label 1"]),
+    ("clip_id,pose_file,gloss,label\na,a.npz,hi,x\n", ["line 2", "not a whole number"]),
+    ("clip_id,pose_file,gloss,label\na,a.npz,hi,-3\n", ["line 2", "out of range"]),
+    ("clip_id,pose_file\n", ["no rows"]),
+    ("video,path\nx,y\n", ["lacks columns"]),
+    ("clip_id,pose_file,gloss\na,a.npz,hi\na,b.npz,hi\n", ["duplicate clip ids"]),
+])
+def test_bad_manifests_name_the_file_and_line(tmp_path, body, words):
+    from signbest.data import read_manifest
+    (tmp_path / "m.csv").write_text(body)
+    with pytest.raises(ValueError) as err:
+        read_manifest(tmp_path / "m.csv")
+    assert str(tmp_path / "m.csv") in str(err.value) and all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_manifests_saved_by_excel_and_in_other_encodings(tmp_path):
+    from signbest.data import read_manifest
+    write_holistic_npz(tmp_path / "a.npz", t=T)
+    (tmp_path / "bom.csv").write_bytes("\ufeffclip_id,pose_file,gloss\na,a.npz,caf\u00e9\n".encode("utf-8"))
+    assert read_manifest(tmp_path / "bom.csv").clips[0].clip_id == "a"
+    (tmp_path / "latin.csv").write_bytes("clip_id,pose_file,gloss\na,a.npz,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not a UTF-8 text file"):
+        read_manifest(tmp_path / "latin.csv")

@@ -91,8 +91,21 @@ def read_manifest(path: str | Path) -> Manifest:
     has_labels = all(r.get("label", "") != "" for r in rows)
     if has_labels:
         glosses: dict[int, str] = {}
-        for r in rows:
-            glosses.setdefault(int(r["label"]), r["gloss"])
+        labels_of: dict[str, int] = {}
+        for line, r in enumerate(rows, start=2):
+            try:
+                label = int(r["label"])
+            except ValueError:
+                raise ValueError(f"{path}: line {line}: label {r['label']!r} is not a whole number") from None
+            if label < 0 or label > 100_000:
+                raise ValueError(f"{path}: line {line}: label {label} is out of range (0..100000)")
+            if glosses.setdefault(label, r["gloss"]) != r["gloss"]:
+                raise ValueError(f"{path}: line {line}: label {label} is '{r['gloss']}' here but "
+                                 f"'{glosses[label]}' on an earlier line")
+            if labels_of.setdefault(r["gloss"], label) != label:
+                raise ValueError(f"{path}: line {line}: gloss '{r['gloss']}' has label {label} here but "
+                                 f"{labels_of[r['gloss']]} on an earlier line")
+            r["label"] = label
         n = max(glosses) + 1
         gloss_list = [glosses.get(i, f"<class {i}>") for i in range(n)]
     else:  # no label column: number glosses alphabetically
