@@ -99,6 +99,26 @@ def resplit(data: Annotated[Path, typer.Argument(help="dataset manifest")],
     typer.echo(f"wrote {out}: {json.dumps(summary)}")
 
 
+@app.command()
+def pool(folder: Annotated[Path, typer.Argument(help="folder of pose files (any layout) to pre-train on")],
+         out: Annotated[Path, typer.Option("-o", "--out", help="unlabelled manifest CSV to write")],
+         exclude: Annotated[Optional[list[Path]], typer.Option(help="evaluation manifest whose clips must stay out (repeat)")] = None) -> None:
+    """Unlabelled pre-training pool: a manifest of a folder's pose files, with counts and part presence;
+    clips of the --exclude manifests (same id or same content) are kept out. Exit 1 if any file failed."""
+    from .data.pool import build_pool
+
+    s = build_pool(folder, out, exclude or [])
+    for path, why in s["excluded"][:20]:
+        typer.echo(f"excluded: {path}: {why}", err=True)
+    for path, why in s["failed"][:20]:
+        typer.echo(f"failed: {why}", err=True)
+    typer.echo(f"wrote {s['manifest']}: {s['clips']} clips, {s['frames']} frames (median {s['frames_median']:.0f}), "
+               + ", ".join(f"{p} {100 * s[f'{p}_present']:.1f}%" for p in ("left", "right", "body"))
+               + f" of frames; {len(s['excluded'])} excluded as evaluation clips, {len(s['failed'])} unreadable")
+    if s["failed"] or not s["clips"]:
+        raise SystemExit(1)
+
+
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
 

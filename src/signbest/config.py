@@ -23,7 +23,7 @@ SECTIONS = {"tokenizer": "signbest.models.tokenizer:TokenizerConfig", "model": "
 OTHER_KEYS = {"description", "row", "base"}
 AT_LEAST_ONE = {"epochs", "batch_size", "num_frames", "layers", "heads", "part_dim", "ffn", "hidden", "code_dim",
                 "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs"}
-NON_NEGATIVE = {"weight_decay", "grad_clip", "label_smoothing", "time_budget_s", "warmup_epochs", "revive_every",
+NON_NEGATIVE = {"steps_per_epoch", "weight_decay", "grad_clip", "label_smoothing", "time_budget_s", "warmup_epochs", "revive_every",
                 "perturb", "shift", "beta_body", "beta_codebook", "beta_commit"}
 
 

@@ -18,10 +18,15 @@ def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> torch.Tensor:
 
 
 def epoch_batches(dataset, batch_size: int, epoch: int, seed: int, shuffle: bool, info,
-                  drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """This rank's share of each global batch of a dataset, moved to the rank's device."""
+                  drop_last: bool = False, steps: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's share of each global batch of a dataset, moved to the rank's device. With `steps`, an
+    epoch is that many batches (passes over the data joined end to end), whatever the data's size."""
     order = epoch_order(len(dataset), epoch, seed, shuffle)
-    for s in range(0, num_batches(len(dataset), batch_size, drop_last) * batch_size, batch_size):
+    if steps:
+        passes = -(-steps * batch_size // len(dataset))
+        order = torch.cat([epoch_order(len(dataset), epoch * 1009 + k, seed, shuffle) if k else order
+                           for k in range(passes)])
+    for s in range(0, (steps or num_batches(len(dataset), batch_size, drop_last)) * batch_size, batch_size):
         idx = order[s:s + batch_size][info.rank::info.world]
         if len(idx):
             yield to_device(collate([dataset[int(i)] for i in idx]), info.device)

@@ -39,6 +39,7 @@ class PretrainConfig:
     weight_decay: float = 0.01
     warmup_epochs: float = 6  # linear warm-up, then linear decay to zero at `epochs`
     grad_clip: float = 1.0  # max gradient norm (0 = off)
+    steps_per_epoch: int = 0  # 0: one pass over the data; else this many steps (rows with pools of other sizes compare)
     data_fraction: float = 1.0  # share of the pre-training clips used (table 8)
     heldout_fraction: float = 0.05  # share of the clips (at most 256) kept out of training to measure the loss
     bf16: bool = True  # bf16 autocast where the hardware supports it
@@ -95,11 +96,12 @@ class PretrainStage(Stage):
         return Schedule("linear", warmup=int(self.pcfg.warmup_epochs * spe), total=self.pcfg.epochs * spe)
 
     def steps_per_epoch(self) -> int:
-        return num_batches(len(self.train_set), self.pcfg.batch_size)
+        return self.pcfg.steps_per_epoch or num_batches(len(self.train_set), self.pcfg.batch_size)
 
     def batches(self, epoch: int):
         self.train_set.set_epoch(epoch)
-        return epoch_batches(self.train_set, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info)
+        return epoch_batches(self.train_set, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info,
+                             steps=self.pcfg.steps_per_epoch)
 
     def loss(self, model, batch: dict):
         loss, stats, _ = masked_step(model, self.tokenizer, self.masking, batch, self.model.cfg.objective)
