@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -49,8 +48,8 @@ def ensure_tokenizer(cfg: dict, args, pretrain_data: list[str], seed: int) -> Pa
 
 def run_row(row: str, seed: int, args, overrides: list[str], pretrain_data: list[str], threads: int = 0) -> dict:
     if threads:
-        import torch
-        torch.set_num_threads(threads)
+        from signbest.runtime import set_threads
+        set_threads(threads)
     cfg = row_config(row, args, overrides, seed)
     out = Path(args.out) / args.size / row / f"seed{seed}"
     times, pretrained, kw = {}, None, dict(progress=not args.quiet, overwrite=args.overwrite)
@@ -110,7 +109,8 @@ def main() -> None:
     else:
         for row, seed, ov in jobs:  # tokenizers first: rows sharing one must not train it twice at once
             ensure_tokenizer(row_config(row, args, ov, seed), args, pretrain_data, seed)
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        from signbest.runtime import available_cores
+        threads = max(1, available_cores() // args.jobs)  # rows side by side must not oversubscribe the cores
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
             futures = [pool.submit(run_row, row, seed, args, ov, pretrain_data, threads) for row, seed, ov in jobs]

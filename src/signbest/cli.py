@@ -12,6 +12,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="BEST: BERT pre-training for sign language recognition with coupling tokenization.")
 
 
+@app.callback()
+def _common(threads: Annotated[int, typer.Option(help="torch threads (default: the available cores shared among torchrun processes)")] = 0) -> None:
+    from .runtime import set_threads
+
+    set_threads(threads)
+
+
 @app.command()
 def synth(out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
           classes: Annotated[int, typer.Option(help="number of signs")] = 20,

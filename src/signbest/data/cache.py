@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
+from ..runtime import progress_bar_kwargs
 from ..pose import NormalizeConfig, PoseError, normalize, read_pose
 from ..pose.normalize import PREPROCESS_VERSION
 from .manifest import Manifest
@@ -71,7 +72,7 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
             path.unlink(missing_ok=True)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
     lengths, ids, failures = [], [], {}
-    for clip in tqdm(manifest.clips, desc="preprocess", unit="clip", disable=not progress, leave=False):
+    for clip in tqdm(manifest.clips, desc="preprocess", unit="clip", **progress_bar_kwargs(progress)):
         try:
             norm = normalize(read_pose(clip.pose_file), cfg)
         except Exception as e:  # noqa: BLE001 - one bad clip is skipped and listed, never the end of the batch

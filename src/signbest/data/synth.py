@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
+from ..runtime import progress_bar_kwargs
 from ..pose.sequence import HAND_J
 from .hand_model import HANDSHAPES, hand_joints_3d, project_hand
 from .manifest import Clip, write_manifest
@@ -229,7 +230,7 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
     split_of = lambda k: ("test" if k == signers - 1 else "val" if k == signers - 2 else "train") if signers >= 3 else "train"
     clips = []
     jobs = [(c, i) for c in range(classes) for i in range(per_class)]
-    for c, i in tqdm(jobs, desc="synth", unit="clip", disable=not progress, leave=False):
+    for c, i in tqdm(jobs, desc="synth", unit="clip", **progress_bar_kwargs(progress)):
         k = (c + i) % signers
         clip_id = f"c{c:03d}_s{k:02d}_{i:03d}"
         path = out_dir / "poses" / f"{clip_id}.npz"

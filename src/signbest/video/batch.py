@@ -10,6 +10,7 @@ import csv
 import io
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,8 @@ def extract_videos(inputs: list[str | Path], out: str | Path, workers: int = 1, 
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(pending), unit="clip", desc="extract", dynamic_ncols=True)
+        bar = tqdm(total=len(pending), unit="clip", desc="extract", dynamic_ncols=True,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a line every 30 s in a log
     ctx = multiprocessing.get_context("spawn")  # MediaPipe's graphs and threads do not survive a fork
     with open(out / MANIFEST, "a", newline="") as manifest:
         pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out / LOG))) if pending else None
