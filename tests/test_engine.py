@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from signbest import checkpoint
+from signbest import atomic
 from signbest.config import load_config
 from signbest.train.engine import Schedule, TrainingError
 from signbest.train.finetune import finetune
@@ -46,7 +46,7 @@ def _weights(folder):
 def test_a_kill_at_any_step_of_a_save_resumes_bit_for_bit(stage, synth_dir, tok_dir, tmp_path, monkeypatch):
     run = _runner(stage, synth_dir, tok_dir)
     points = []
-    monkeypatch.setattr(checkpoint, "fault_point", lambda folder, step: points.append((folder.name, step)))
+    monkeypatch.setattr(atomic, "fault_point", lambda folder, step: points.append((folder.name, step)))
     full = run(tmp_path / "full")
     assert len(points) >= 4 and {"written", "new in place", "old moved aside"} <= {s for _, s in points}
     for k, (folder, step) in enumerate(points):
@@ -57,10 +57,10 @@ def test_a_kill_at_any_step_of_a_save_resumes_bit_for_bit(stage, synth_dir, tok_
                 raise Killed(f"{_folder.name}: {_step}")
 
         out = tmp_path / f"killed{k}"
-        monkeypatch.setattr(checkpoint, "fault_point", fault)
+        monkeypatch.setattr(atomic, "fault_point", fault)
         with pytest.raises(Killed):
             run(out)
-        monkeypatch.setattr(checkpoint, "fault_point", lambda *_: None)
+        monkeypatch.setattr(atomic, "fault_point", lambda *_: None)
         resumed = run(out)  # a rerun of the same command
         assert resumed["epoch"] == 2 and resumed["loss"] == full["loss"], (folder, step)
         for name in ("checkpoint",) + (("selected",) if stage == "finetune" else ()):

@@ -1,4 +1,4 @@
-"""Atomic file writes: a file appears under its final name only once it is complete.
+"""Atomic writes: a file, or a folder of files, appears under its final name only once it is complete.
 
 Shared by checkpoints, token files and extracted poses. Kept free of torch so that extraction workers
 start fast. Temporaries are named `.partial-*` beside the target, so a batch job can remove what a
@@ -7,6 +7,7 @@ killed run left behind (`remove_partials`).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,3 +42,42 @@ def remove_partials(folder: Path) -> int:
         p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def fault_point(folder: Path, step: str) -> None:
+    """Called at each step of a folder commit; tests replace it to simulate a kill there."""
+
+
+def atomic_folder(folder: Path, write) -> None:
+    """Call write(tmp_folder) to fill a temporary folder beside `folder`, then swap it in: a reader (or a
+    run resumed after a kill at any step) sees the old folder or the new one, never a mix."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{PARTIAL_PREFIX}{folder.name}."))
+    write(tmp)
+    os.chmod(tmp, 0o777 & ~umask())
+    fault_point(folder, "written")
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(folder, old)  # killed after this line: recover_folder puts `old` back
+        fault_point(folder, "old moved aside")
+    os.rename(tmp, folder)
+    fault_point(folder, "new in place")
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(folder: Path) -> None:
+    """Finish or undo a folder commit that a kill interrupted, and drop abandoned temporaries."""
+    folder = Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    if not folder.parent.exists():
+        return
+    if old.exists():
+        if folder.exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, folder)
+    for p in folder.parent.glob(f"{PARTIAL_PREFIX}{folder.name}.*"):
+        shutil.rmtree(p, ignore_errors=True)

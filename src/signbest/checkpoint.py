@@ -8,22 +8,15 @@ either the old checkpoint or the new one, never a mix (a mix used to resume an e
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import PARTIAL_PREFIX, umask, atomic_write
+from .atomic import atomic_folder, atomic_write, recover_folder
 
 CHECKPOINT = "checkpoint"  # a stage's resumable checkpoint, inside its output folder
-
-
-def fault_point(folder: Path, step: str) -> None:
-    """Called at each step of a commit; tests replace it to simulate a kill there."""
 
 
 class CheckpointError(ValueError):
@@ -37,40 +30,13 @@ def write_json(path: Path, obj) -> None:
 def commit_folder(folder: Path, files: dict[str, object]) -> None:
     """Write `files` (name -> tensor dict for .safetensors, JSON-able object for .json) as the folder's
     complete new content, atomically: a reader sees the old folder or the new one."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(folder)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{PARTIAL_PREFIX}{folder.name}."))
-    for name, obj in files.items():
-        if name.endswith(".safetensors"):
-            save_file(obj, str(tmp / name))
-        else:
-            (tmp / name).write_text(json.dumps(obj, indent=2, default=str))
-    os.chmod(tmp, 0o777 & ~umask())
-    fault_point(folder, "written")
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(folder, old)  # killed after this line: recover_folder puts `old` back
-        fault_point(folder, "old moved aside")
-    os.rename(tmp, folder)
-    fault_point(folder, "new in place")
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_folder(folder: Path) -> None:
-    """Finish or undo a commit that a kill interrupted, and drop abandoned temporaries."""
-    folder = Path(folder)
-    old = folder.with_name(folder.name + ".old")
-    if not folder.parent.exists():
-        return
-    if old.exists():
-        if folder.exists():
-            shutil.rmtree(old)
-        else:
-            os.rename(old, folder)
-    for p in folder.parent.glob(f"{PARTIAL_PREFIX}{folder.name}.*"):
-        shutil.rmtree(p, ignore_errors=True)
+    def write(tmp: Path) -> None:
+        for name, obj in files.items():
+            if name.endswith(".safetensors"):
+                save_file(obj, str(tmp / name))
+            else:
+                (tmp / name).write_text(json.dumps(obj, indent=2, default=str))
+    atomic_folder(Path(folder), write)
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
