@@ -39,6 +39,7 @@ class FinetuneConfig:
     crop: float = 1.0  # spread: a training sample spans a random share in [crop, 1] of its clip
     select_on: str = "dev"  # epoch selection: dev (carved from train) | val (the reported split: biased) | last
     lr: float = 1e-4  # Adam (paper)
+    schedule: str = "step"  # step (paper: x lr_gamma every lr_step_epochs) | cosine (to zero at the last epoch)
     lr_step_epochs: int = 10  # lr x lr_gamma every this many epochs (paper: x0.1 every 10)
     lr_gamma: float = 0.1
     warmup_epochs: float = 0.0  # linear warm-up before the step schedule (0 = the paper's recipe)
@@ -53,6 +54,8 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"finetune schedule must be step or cosine, got '{self.schedule}'")
         if self.select_on not in ("dev", "val", "last"):
             raise ValueError(f"finetune select_on must be dev, val or last, got '{self.select_on}'")
 
@@ -74,8 +77,9 @@ class FinetuneStage(Stage):
                          f.lr, f.weight_decay, self.info.device, decoupled=False)
 
     def schedule(self, spe: int) -> Schedule:
-        return Schedule("step", warmup=max(1, int(self.fcfg.warmup_epochs * spe)), every=self.fcfg.lr_step_epochs * spe,
-                        gamma=self.fcfg.lr_gamma)
+        f = self.fcfg
+        return Schedule(f.schedule, warmup=max(1, int(f.warmup_epochs * spe)), total=f.epochs * spe,
+                        every=f.lr_step_epochs * spe, gamma=f.lr_gamma)
 
     def steps_per_epoch(self) -> int:
         return num_batches(len(self.train_set), self.fcfg.batch_size, drop_last=True)
