@@ -15,7 +15,8 @@ from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
 from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
 from signbest.data.batches import collate
-from signbest.train.pretrain import SignDataset, masked_step, pretrain
+from signbest.data import SignDataset
+from signbest.train.pretrain import masked_step, pretrain
 from signbest.tokens import load_tokenizer
 from signbest.train.tokenizer import train_tokenizer
 

@@ -57,9 +57,11 @@ def available_cores() -> int:
 
 
 def set_threads(threads: int = 0, processes: int = 0) -> int:
-    """torch's thread count: `threads`, else the available cores shared among `processes` (default: the
-    torchrun processes on this machine). Two processes that each take every core spin against each other
+    """torch's thread count: `threads`, else OMP_NUM_THREADS when set, else the available cores shared
+    among `processes` (default: the torchrun processes on this machine). Two processes that each take every core spin against each other
     and run many times slower; one thread each on 2 cores ran two fine-tunings at 0.85x their solo speed."""
+    if not threads and not processes and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])  # the user's (or torchrun's) own setting wins
     processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     n = threads or max(1, available_cores() // max(processes, 1))
     torch.set_num_threads(n)

@@ -23,8 +23,8 @@ def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Gene
 
     mode "spread" (default): testing takes one frame in each of `num_frames` equal segments of the whole
     clip, at phase `offset` (0 = segment starts, 0.5 = centres, 1 = ends; multi-window testing varies it),
-    so every window covers the whole clip. Training takes a random span of at least `crop` of the clip
-    and one random frame in each of its segments.
+    so every window covers the whole clip. Training does the same at a random phase or, with crop < 1,
+    takes a random span of at least `crop` of the clip and one random frame in each of its segments.
     mode "window" (before 0.2): a strided window of `num_frames` frames with stride length // num_frames,
     so a 60-frame clip kept only 32 consecutive frames; kept to measure the difference.
     """
@@ -34,8 +34,11 @@ def sample_frames(length: int, num_frames: int, train: bool, rng: np.random.Gene
         if not train:
             seg = length / num_frames  # > 1 frame per segment
             return np.floor(np.arange(num_frames) * seg + offset * (seg - 1)).astype(np.int64)
-        # Training: a random span of at least `crop` of the clip (and at least num_frames frames), one
-        # random frame in each of its num_frames segments: temporal crop and speed augmentation.
+        if crop >= 1:  # the whole clip at one random phase in every segment
+            seg = length / num_frames
+            return np.floor(np.arange(num_frames) * seg + rng.random() * (seg - 1)).astype(np.int64)
+        # A random span of at least `crop` of the clip (and at least num_frames frames), one random frame
+        # in each of its num_frames segments: temporal crop and speed augmentation.
         span = max(float(num_frames), rng.uniform(crop, 1.0) * length)
         start = rng.uniform(0.0, length - span)
         seg = span / num_frames
@@ -188,11 +191,6 @@ class ConcatSets:
     def set_epoch(self, epoch: int) -> None:
         for s in self.sets:
             s.set_epoch(epoch)
-
-    def keep(self, positions: list[int]) -> "SignDataset":
-        """Keep only the clips at `positions` (in place): data fractions and held-out shares."""
-        self.clips, self.rows = [self.clips[i] for i in positions], self.rows[positions]
-        return self
 
     def describe(self, indices: list[int]) -> str:
         return "; ".join(self.sets[k].describe([j]) for k, j in map(self._locate, indices[:8]))

@@ -8,6 +8,7 @@ import numpy as np
 from ..pose import PARTS, normalize, read_pose
 from .cache import preprocess
 from .manifest import read_manifest
+from .protocol import load_manifest, split_summary
 
 
 def summarize_file(path: str | Path) -> dict:
@@ -31,6 +32,8 @@ def summarize_dataset(path: str | Path, progress: bool = True) -> dict:
             "signers": len({c.signer for c in manifest.clips if c.signer}), "splits": by_split,
             "frames_min": int(lengths.min()), "frames_median": float(np.median(lengths)),
             "frames_max": int(lengths.max()), **{f"{p}_present": float(valid[p].mean()) for p in PARTS},
+            "protocol_splits": {k: (f"{v['clips']} clips, {v['signers']} signers, {v['glosses']} glosses"
+                                    if isinstance(v, dict) else v) for k, v in split_summary(load_manifest(manifest)).items()},
             "failures": dict(list(data.failures.items())[:10])}
 
 

@@ -128,9 +128,9 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
             (loss * n * info.world / max(n_global, 1)).backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip or math.inf)
             if not torch.isfinite(norm):  # the all-reduced gradient: every rank skips together
-                bad += 1
+                bad, clips = bad + 1, stage.describe(batch)
                 log.warning("%s: non-finite loss or gradient at step %d, step skipped (%d/%d)%s", stage.name,
-                            step + 1, bad, loop.max_bad_steps, f"; clips {stage.describe(batch)}" if stage.describe(batch) else "")
+                            step + 1, bad, loop.max_bad_steps, f"; clips {clips}" if clips else "")
                 if bad >= loop.max_bad_steps:
                     raise TrainingError(f"{stage.name}: {bad} steps with a non-finite loss or gradient; the run "
                                         f"diverged (learning rate {opt.param_groups[-1]['lr']:.3g}?). Last good "

@@ -5,6 +5,7 @@ Pre-training reads the train clips of its manifests only (never dev, val or test
 (at most 256) is held out of training to measure the masked-part loss."""
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,8 @@ import torch
 
 from .. import fingerprint
 from ..config import section
-from ..data import SignDataset
 from ..data.dataset import ConcatSets
-from ..data.protocol import SplitConfig, load_manifest, split_sets
+from ..data.protocol import SplitConfig, split_sets
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
@@ -134,8 +134,9 @@ def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress
         keep = seeded_share(len(ds), pcfg.data_fraction, pcfg.seed)
         n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
         out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
-        if out:  # the same clips, tested: centred windows, no augmentation
-            h = SignDataset(load_manifest(data[i], split_cfg), split="train", data=ds.data, progress=False, **kw)
+        if out:  # the same clips, tested: centred windows, no augmentation (a copy sharing the loaded data)
+            h = copy.copy(ds)
+            h.train, h.augment = False, None
             held.append(h.keep([keep[j] for j in sorted(out)]))
         ds.keep([keep[j] for j in range(len(keep)) if j not in out])
         train.append(ds)
