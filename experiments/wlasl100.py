@@ -8,6 +8,13 @@ the summary gives mean +- std over seeds and paired differences against scratch 
     python experiments/wlasl100.py --size small --rows best --fractions 0.25 0.5 0.75   # table 8
     python experiments/wlasl100.py --data runs/wlasl100-signer.csv --rows scratch best  # signer-independent
     python experiments/wlasl100.py --size small --rows scratch best --jobs 3  # rows in parallel (GPU machine)
+    python experiments/wlasl100.py --size small --rows best+pool best+pool-only --seeds 0 1 2 \
+        --pool ../shared/data/webcam-pool/metadata.csv                      # unlabelled pool (issue 13)
+
+A row is a shipped config name with an optional pre-training source: `best` pre-trains on the train split
+of --data; `best+pool` on that plus every --pool manifest; `best+pool-only` on the pools alone (pure
+transfer). Pool rows take the same number of optimisation steps as the row without the pool (compute
+matched: the difference is the data); `best+pool*4` takes four times as many (data and compute).
 
 Finished stages are reused and killed ones resumed on a rerun; a rerun with other data or overrides into
 the same --out stops with the difference (--overwrite starts those stages again).
@@ -15,8 +22,10 @@ the same --out stops with the difference (--overwrite starts those stages again)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import multiprocessing
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -26,27 +35,52 @@ from signbest.config import load_config
 from signbest.eval.evaluate import evaluate
 from signbest.eval.seeds import fraction_plot, summary_markdown
 from signbest.train.finetune import finetune
-from signbest.train.pretrain import pretrain
+from signbest.train.pretrain import pretrain, steps_per_epoch_of
 from signbest.train.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool)(?:\*(?P<times>\d+))?)?(?:@\d+)?")
+
+
+def parse_row(row: str) -> tuple[str, str, int]:
+    """`best+pool*4@25` -> ("best", "pool", 4): config name, pool use ("", "pool", "pool-only"), step multiple."""
+    m = ROW.fullmatch(row)
+    if not m:
+        raise ValueError(f"row {row!r}: expected NAME[+pool|+pool-only][*N][@PCT], e.g. best+pool")
+    return m["config"], m["pool"] or "", int(m["times"] or 1)
+
+
+def pretrain_data_of(row: str, args) -> list[str]:
+    _, pool, _ = parse_row(row)
+    if pool and not args.pool:
+        raise ValueError(f"row {row}: needs --pool (an unlabelled manifest, see `signbest pool`)")
+    return {"": [args.data], "pool": [args.data, *args.pool], "pool-only": list(args.pool)}[pool]
+
+
 def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     seeds = [f"{s}.seed={seed}" for s in ("tokenizer", "pretrain", "finetune")]
-    return load_config(f"wlasl-{row.split('@')[0]}", [*overrides, *seeds], base=args.size)
+    name, pool, times = parse_row(row)
+    cfg = load_config(f"wlasl-{name}", [*overrides, *seeds], base=args.size)
+    if pool:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
+        cfg["pretrain"]["steps_per_epoch"] = times * steps_per_epoch_of(cfg, [args.data])
+        cfg["row"]["label"] += {"pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
+    return cfg
 
 
-def ensure_tokenizer(cfg: dict, args, pretrain_data: list[str], seed: int) -> Path | None:
-    """The row's tokenizer folder (one per kind and seed), trained first if needed; None if it uses none."""
+def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
+    """The row's tokenizer folder (one per kind, data and seed), trained first if needed; None if it uses none."""
     if not cfg["row"]["pretrain"] or cfg["model"].get("objective", "token") != "token":
         return None
-    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}-seed{seed}"
+    pool = parse_row(row)[1]
+    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}{'+' + pool if pool else ''}-seed{seed}"
+    pretrain_data = pretrain_data_of(row, args)
     train_tokenizer(cfg, pretrain_data, tok_dir, progress=not args.quiet, overwrite=args.overwrite)
     return tok_dir
 
 
-def run_row(row: str, seed: int, args, overrides: list[str], pretrain_data: list[str], threads: int = 0) -> dict:
+def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -> dict:
     if threads:
         from signbest.runtime import set_threads
         set_threads(threads)
@@ -55,11 +89,11 @@ def run_row(row: str, seed: int, args, overrides: list[str], pretrain_data: list
     times, pretrained, kw = {}, None, dict(progress=not args.quiet, overwrite=args.overwrite)
     if cfg["row"]["pretrain"]:
         t = time.monotonic()
-        tok_dir = ensure_tokenizer(cfg, args, pretrain_data, seed)
+        tok_dir = ensure_tokenizer(cfg, args, row, seed)
         times["tokenizer_s"] = time.monotonic() - t
         t = time.monotonic()
         pretrained = out / "pretrain"
-        pretrain(cfg, pretrain_data, tok_dir, pretrained, **kw)
+        pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)
         times["pretrain_s"] = time.monotonic() - t
     t = time.monotonic()
     ft = finetune(cfg, args.data, out / "finetune", pretrained, **kw)
@@ -74,10 +108,28 @@ def run_row(row: str, seed: int, args, overrides: list[str], pretrain_data: list
     return result
 
 
+def settings_of(args) -> dict:
+    return {"data": str(args.data), "pool": [str(p) for p in args.pool], "size": args.size, "overrides": list(args.overrides)}
+
+
+def earlier_results(out: Path, args, rerun: set) -> list[dict]:
+    """Rows of earlier invocations into the same folder with the same data and overrides, so that rows and
+    seeds can be added one invocation at a time; rows made with other settings are left out of the table."""
+    path = out / "results.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    kept = [r for r in old if r.get("settings") == settings_of(args) and (r["row"], r["seed"]) not in rerun]
+    dropped = sorted({r["row"] for r in old if r.get("settings") != settings_of(args)})
+    if dropped:
+        logging.warning("%s: leaving out earlier rows made with other data or overrides: %s", path, ", ".join(dropped))
+    return kept
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "wlasl100" / "metadata.csv"))
-    ap.add_argument("--pretrain-data", nargs="*", default=[], help="more manifests whose train splits join tokenizer and pre-training")
+    ap.add_argument("--pool", nargs="*", default=[], help="unlabelled manifests pre-trained on by the +pool rows")
     ap.add_argument("--rows", nargs="+", default=["scratch", "best"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds; each row runs once per seed")
     ap.add_argument("--size", default="paper", help="base config of every row: paper or small")
@@ -89,15 +141,14 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    pretrain_data = [args.data] + args.pretrain_data
     out = Path(args.out) / args.size
     rows = [(row, args.overrides) for row in args.rows]
     rows += [(f"best@{int(f * 100)}", args.overrides + [f"pretrain.data_fraction={f}"]) for f in args.fractions]
     jobs = [(row, seed, ov) for seed in args.seeds for row, ov in rows]
-    results: list[dict] = []
+    results = earlier_results(out, args, {(row, seed) for row, seed, _ in jobs})
 
     def record(r: dict) -> None:
-        results.append(r)
+        results.append({**r, "settings": settings_of(args)})
         results.sort(key=lambda x: (x["row"], x["seed"]))
         write_json(out / "results.json", results)  # after every row: a long run reports as it goes
         (out / "results.md").write_text(summary_markdown(results, args.size))
@@ -105,15 +156,15 @@ def main() -> None:
 
     if args.jobs <= 1:
         for row, seed, ov in jobs:
-            record(run_row(row, seed, args, ov, pretrain_data))
+            record(run_row(row, seed, args, ov))
     else:
         for row, seed, ov in jobs:  # tokenizers first: rows sharing one must not train it twice at once
-            ensure_tokenizer(row_config(row, args, ov, seed), args, pretrain_data, seed)
+            ensure_tokenizer(row_config(row, args, ov, seed), args, row, seed)
         from signbest.runtime import available_cores
         threads = max(1, available_cores() // args.jobs)  # rows side by side must not oversubscribe the cores
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(run_row, row, seed, args, ov, pretrain_data, threads) for row, seed, ov in jobs]
+            futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs]
             for fut in as_completed(futures):
                 record(fut.result())
     if args.fractions:

@@ -222,7 +222,8 @@ def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folde
 def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
             files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
-            top: Annotated[int, typer.Option(help="how many glosses to show")] = 5) -> None:
+            top: Annotated[int, typer.Option(help="how many glosses to show")] = 5,
+            as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
     from .predict import predict as run
@@ -230,10 +231,12 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
     results = run(checkpoint, files, top)
     if csv_out is None and any(f.is_dir() for f in files):
         csv_out = Path("predictions.csv")
+    if as_json:
+        typer.echo(json.dumps(results, indent=1))
     for r in results:
         if "error" in r:
             typer.echo(f"{r['file']}: error: {r['error']}", err=True)
-        else:
+        elif not as_json:
             typer.echo(f"{r['file']}: " + ", ".join(f"{g} {100 * p:.1f}%" for g, p in r["top"]))
     if csv_out:
         import csv as _csv
@@ -262,6 +265,31 @@ def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/d
     res = run_demo(out, config, classes=classes, seed=seed, kmeans=kmeans, overrides=set_, overwrite=overwrite)
     typer.echo("\nTest signer, synthetic signs:\n" + res["table"])
     typer.echo(f"Finished in {res['wall_s']:.0f} s. Checkpoints, curves and tokens.png are in {res['out']}")
+    if (Path(res["out"]) / "finetune-best").exists():
+        typer.echo(f"Try the BEST model in a browser:\n  signbest serve --checkpoint {Path(res['out']) / 'finetune-best'} "
+                   f"--tokenizer {Path(res['out']) / 'tokenizer'}")
+
+
+@app.command()
+def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+          tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer folder: the page then shows token ids per frame")] = None,
+          host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the page on this machine")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0) -> None:
+    """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
+    file (results identical to `signbest predict`)."""
+    import uvicorn
+
+    from .predict import Predictor
+    from .serve import create_app
+
+    if not 0 < max_upload_mb <= 4096:
+        raise ValueError(f"--max-upload-mb must be in (0, 4096], got {max_upload_mb}")
+    predictor = Predictor(checkpoint, tokenizer)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: listening on {host}: anyone who can reach this machine can use the page", err=True)
+    typer.echo(f"serving {checkpoint} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")
+    uvicorn.run(create_app(predictor, max_upload_mb, str(checkpoint)), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

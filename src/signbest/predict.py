@@ -6,6 +6,8 @@ only when a video is given, so nothing here needs the video extra.
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,9 @@ import torch
 from .config import section
 from .data import SignDataset, preprocess, read_manifest, write_manifest
 from .data.manifest import Clip
+from .data.pool import POSE_SUFFIXES
+from .pose import PARTS, PoseError, normalize, read_pose
+from .tokens import load_tokenizer
 from .eval.fusion import softmax
 from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
@@ -85,40 +90,105 @@ def _extract_videos(videos: list[Path], tmp: Path) -> tuple[dict[Path, Path], di
     return poses, errors
 
 
-def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64) -> list[dict]:
-    """Top-k glosses with probabilities for each pose file (any supported layout) or video."""
+def expand_inputs(files: list[str | Path]) -> list[Path]:
+    """Files as given; a folder (other than an OpenPose frame folder) stands for the pose files and videos in it."""
     from .video.holistic import VIDEO_SUFFIXES
 
     paths = []
     for f in map(Path, files):
         if f.is_dir() and not any(f.glob("*_keypoints.json")):
-            paths += sorted(p for p in f.iterdir()
-                            if p.suffix.lower() in {".npz", ".npy", ".pose", ".json", ".parquet"} | VIDEO_SUFFIXES)
+            paths += sorted(p for p in f.iterdir() if p.suffix.lower() in POSE_SUFFIXES | VIDEO_SUFFIXES)
         else:
             paths.append(f)
-    model, cfg = load_classifier(checkpoint)
-    glosses = cfg["glosses"]
-    with tempfile.TemporaryDirectory() as tmp:
-        videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
-        extracted, errors = _extract_videos(videos, Path(tmp)) if videos else ({}, {})
-        readable = [(i, extracted.get(p, p)) for i, p in enumerate(paths) if p not in errors]
-        if not readable:
-            return [{"file": str(p), "error": errors[p]} for p in paths]
-        clips = [Clip(f"{i}", p.resolve(), glosses[0], 0, "predict", "") for i, p in readable]
-        manifest = read_manifest(write_manifest(clips, Path(tmp) / "manifest.csv"))
-        data = preprocess(manifest, use_cache=False, progress=False)  # one-off files: keep the cache clean
-        ds = SignDataset(manifest, split="predict", num_frames=cfg["finetune"]["num_frames"], data=data,
-                         sampling=cfg["finetune"].get("sampling", "window"))
-        probs = softmax(predict_logits(model, ds, batch_size=batch_size))
-        failures = {**{str(i): errors[p] for i, p in enumerate(paths) if p in errors}, **ds.data.failures}
-    by_id = {c.clip_id: i for i, c in enumerate(ds.clips)}
-    results = []
-    for i, p in enumerate(paths):
-        if str(i) not in by_id:  # name the user's file, never the temporary pose file of a video
-            err = failures.get(str(i), "unreadable").replace(str(extracted.get(p, p)), str(p))
-            results.append({"file": str(p), "error": err})
-            continue
-        pr = probs[by_id[str(i)]]
-        order = np.argsort(-pr, kind="stable")[:top]
-        results.append({"file": str(p), "top": [(glosses[k], float(pr[k])) for k in order]})
-    return results
+    return paths
+
+
+class Predictor:
+    """A fine-tuned classifier (and optionally a tokenizer) loaded once, scoring pose files and videos.
+    `signbest predict` and `signbest serve` both use it, so the page and the command agree exactly.
+    Calls from several threads are serialised: the model uses every core anyway."""
+
+    def __init__(self, checkpoint: str | Path, tokenizer: str | Path | None = None):
+        self.model, self.cfg = load_classifier(checkpoint)
+        self.glosses: list[str] = self.cfg["glosses"]
+        self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
+        self._lock = threading.Lock()
+
+    def __call__(self, files: list[str | Path], top: int = 5, batch_size: int = 64, details: bool = False) -> list[dict]:
+        """Top-k glosses with probabilities per input, or its error. With `details`, also the normalised
+        triplet units the model received (per frame), the tokenizer's ids, and the time taken."""
+        paths = expand_inputs(files)
+        from .video.holistic import VIDEO_SUFFIXES
+
+        with self._lock, tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+            extracted, errors = _extract_videos(videos, Path(tmp)) if videos else ({}, {})
+            t1 = time.perf_counter()
+            readable = [(i, extracted.get(p, p)) for i, p in enumerate(paths) if p not in errors]
+            if not readable:
+                return [{"file": str(p), "error": errors[p]} for p in paths]
+            clips = [Clip(f"{i}", p.resolve(), self.glosses[0], 0, "predict", "") for i, p in readable]
+            manifest = read_manifest(write_manifest(clips, Path(tmp) / "manifest.csv"))
+            failures = {str(i): errors[p] for i, p in enumerate(paths) if p in errors}
+            try:
+                data = preprocess(manifest, use_cache=False, progress=False)  # one-off files: keep the cache clean
+            except PoseError:  # none readable: each file's own error
+                data = None
+                failures.update({c.clip_id: _error_of(c.pose_file) for c in manifest.clips})
+            if data is not None:
+                failures.update(data.failures)
+                ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
+                                 sampling=self.cfg["finetune"].get("sampling", "window"))
+                probs = softmax(predict_logits(self.model, ds, batch_size=batch_size))
+                extra = self._details(ds, batch_size) if details else None
+            t2 = time.perf_counter()
+        by_id = {c.clip_id: i for i, c in enumerate(ds.clips)} if data is not None else {}
+        results = []
+        for i, p in enumerate(paths):
+            if str(i) not in by_id:  # name the user's file, never the temporary pose file of a video
+                err = failures.get(str(i), "unreadable").replace(str(extracted.get(p, p)), str(p))
+                results.append({"file": str(p), "error": err})
+                continue
+            pr = probs[by_id[str(i)]]
+            order = np.argsort(-pr, kind="stable")[:top]
+            results.append({"file": str(p), "top": [(self.glosses[k], float(pr[k])) for k in order]})
+            if details:
+                results[-1].update(extra[by_id[str(i)]],
+                                   timing={"extract_s": t1 - t0 if p in extracted else 0.0, "model_s": t2 - t1})
+        return results
+
+    def _details(self, ds: SignDataset, batch_size: int) -> list[dict]:
+        """Per clip: the frames the model received (normalised parts, masks) and, with a tokenizer, its ids."""
+        out = []
+        for s in range(0, len(ds), batch_size):
+            batch = collate([ds[i] for i in range(s, min(s + batch_size, len(ds)))])
+            ids = None
+            if self.tokenizer is not None:
+                with torch.no_grad():
+                    ids = dict(zip(PARTS, (t.tolist() for t in self.tokenizer.tokenize(batch))))
+            for b in range(batch["frame_mask"].shape[0]):
+                n = int(batch["frame_mask"][b].sum())
+                units = {p: _joints_json(batch[p][b, :n].numpy(), batch[f"{p}_mask"][b, :n].numpy()) for p in PARTS}
+                out.append({"frames": n, "units": units,
+                            "tokens": {p: ids[p][b][:n] for p in PARTS} if ids else None})
+        return out
+
+
+def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
+    """(T, J, 2) joints -> nested lists with null for a missing joint (JSON has no NaN)."""
+    return [[[round(float(x), 4), round(float(y), 4)] if m else None for (x, y), m in zip(f, fm)]
+            for f, fm in zip(xy, mask)]
+
+
+def _error_of(path: Path) -> str:
+    try:
+        normalize(read_pose(path))
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return str(e) if isinstance(e, PoseError) else f"{path}: {type(e).__name__}: {e}"
+    return f"{path}: unreadable"
+
+
+def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64) -> list[dict]:
+    """Top-k glosses with probabilities for each pose file (any supported layout) or video."""
+    return Predictor(checkpoint)(files, top, batch_size)

@@ -145,6 +145,14 @@ def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress
     return ConcatSets(train), (ConcatSets(held) if held else None)
 
 
+def steps_per_epoch_of(cfg: dict, data: list) -> int:
+    """Optimisation steps in one pass over `data`'s pre-training clips: what a row pre-trained on a larger
+    pool sets as its `pretrain.steps_per_epoch` to get the same number of steps (compute matched)."""
+    pcfg, scfg = section(cfg, "pretrain", PretrainConfig), section(cfg, "split", SplitConfig)
+    train_set, _ = load_pool(data, scfg, pcfg, progress=False)
+    return num_batches(len(train_set), pcfg.batch_size)
+
+
 def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str | Path, progress: bool = True,
              device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     info = dist_utils.setup(device)

@@ -1,0 +1,118 @@
+"""`signbest serve`: a local page and a JSON API around one loaded `Predictor`.
+
+    GET  /              the page (drop a clip, choose a file, or record from the webcam)
+    GET  /api/health    {"status": "ok", "classes", "tokenizer", "checkpoint", "version"}
+    GET  /api/glosses   {"glosses": [...]} in the model's label order
+    POST /api/predict   multipart field `file` -> top-5, the normalised units the model saw, token ids, times
+
+Safe by default: the CLI binds to 127.0.0.1, an upload must declare its size and stay under the limit,
+its type is checked by name and by content, it lives in a temporary folder that is removed after the
+answer, and a bad upload gets a JSON error (naming the user's file, never the temporary one) while the
+server goes on serving. Requests run in a thread pool; the predictor serialises them, so answers never mix.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..data.pool import POSE_SUFFIXES
+from ..predict import Predictor
+from ..video.holistic import VIDEO_SUFFIXES
+from ..viz import BODY_CHAINS, HAND_CHAINS
+
+
+def content_problem(head: bytes, suffix: str) -> str | None:
+    """Why the first bytes of an upload do not look like a `suffix` file, or None when they do. The readers
+    validate everything again; this keeps, say, an HTML page named .mp4 away from the video decoder."""
+    zipped, text = head.startswith(b"PK\x03\x04"), head.lstrip()[:1] in (b"{", b"[")
+    expected = {".npz": zipped, ".npy": head.startswith(b"\x93NUMPY"), ".parquet": head.startswith(b"PAR1"),
+                ".json": text, ".webm": head.startswith(b"\x1a\x45\xdf\xa3"), ".mkv": head.startswith(b"\x1a\x45\xdf\xa3"),
+                ".avi": head.startswith(b"RIFF"), ".mpg": head.startswith(b"\x00\x00\x01"),
+                ".mpeg": head.startswith(b"\x00\x00\x01"), ".pose": not zipped and not text and len(head) > 8}
+    ok = expected.get(suffix, head[4:8] == b"ftyp")  # mp4 / mov / m4v: an ISO media box
+    return None if ok else f"its content is not a {suffix} file"
+
+
+def safe_name(filename: str | None) -> str:
+    """The upload's base name, with anything but letters, digits, dot, dash and underscore replaced."""
+    name = re.sub(r"[^\w.\-]", "_", Path(filename or "upload").name)[-100:]
+    return name.lstrip(".") or "upload"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: str = "") -> Starlette:
+    limit = int(max_upload_mb * 2**20)
+    allowed = POSE_SUFFIXES | VIDEO_SUFFIXES
+    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "tokenizer": predictor.tokenizer is not None,
+                             "checkpoint": checkpoint, "version": __version__, "max_upload_mb": max_upload_mb})
+
+    async def glosses(request: Request) -> Response:
+        return JSONResponse({"glosses": predictor.glosses})
+
+    async def predict(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit():
+            return _error(411, "the upload must declare its size (Content-Length)")
+        if int(length) > limit:
+            return _error(413, f"the upload is {int(length) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB")
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except Exception as e:  # noqa: BLE001 - a malformed body is the client's error, not the server's end
+            return _error(400, f"could not read the upload as multipart form data: {e}")
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            return _error(400, "send the clip as a multipart form field named 'file'")
+        name = safe_name(upload.filename)
+        suffix = Path(name).suffix.lower()
+        if suffix not in allowed:
+            return _error(415, f"{name}: unsupported file type {suffix or '(none)'}; send one of {', '.join(sorted(allowed))}")
+        data = await upload.read()
+        await form.close()
+        if not data:
+            return _error(400, f"{name}: the file is empty")
+        problem = content_problem(data[:64], suffix)
+        if problem:
+            return _error(415, f"{name}: {problem}")
+        with tempfile.TemporaryDirectory(prefix="signbest-serve-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            try:
+                result = (await run_in_threadpool(predictor, [path], 5, 64, True))[0]
+            except Exception as e:  # noqa: BLE001 - one bad upload never stops the server
+                result = {"error": f"{type(e).__name__}: {e}"}
+            result = _user_facing(result, tmp, name)
+        if "error" in result:
+            return _error(422, result["error"])
+        result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
+        return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
+
+    routes = [Route("/", index), Route("/api/health", health), Route("/api/glosses", glosses),
+              Route("/api/predict", predict, methods=["POST"])]
+    return Starlette(routes=routes)
+
+
+def _user_facing(result: dict, tmp: str, name: str) -> dict:
+    """The result with the temporary folder taken out of file names and messages."""
+    out = {**result, "file": name}
+    if "error" in out:
+        out["error"] = out["error"].replace(str(Path(tmp) / name), name).replace(tmp, "")
+    return out

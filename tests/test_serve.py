@@ -1,0 +1,240 @@
+"""`signbest serve`: the JSON API against `signbest predict`, bad uploads, concurrent requests, and the page in
+a real headless Chromium (Debian's package, driven by Playwright; skipped with a message where missing)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+
+CHROMIUM = os.environ.get("SIGNBEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def model(synth_dir, tmp_path_factory):
+    from signbest.config import load_config
+    from signbest.train.finetune import finetune
+    from signbest.train.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("serve-model")
+    cfg = load_config("tiny", ["finetune.epochs=2", "tokenizer.epochs=1"])
+    train_tokenizer(cfg, [synth_dir / "manifest.csv"], out / "tok", progress=False)
+    finetune(cfg, synth_dir / "manifest.csv", out / "ft", progress=False)
+    return out / "ft", out / "tok"
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    """The app on a free 127.0.0.1 port in a background thread; its temporary files go to a private folder."""
+    import uvicorn
+
+    from signbest.predict import Predictor
+    from signbest.serve import create_app
+
+    tmp = tmp_path_factory.mktemp("serve-tmp")
+    old, tempfile.tempdir = tempfile.tempdir, str(tmp)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url, tmp
+    srv.should_exit = True
+    thread.join(10)
+    tempfile.tempdir = old
+
+
+def post(url: str, name: str, data: bytes, field: str = "file") -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url + "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def cli_predict(model, path: Path) -> list:
+    r = subprocess.run([sys.executable, "-m", "signbest", "predict", "--checkpoint", str(model[0]), "--json", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1500:]
+    return json.loads(r.stdout)[0]["top"]
+
+
+def test_api_matches_predict_and_describes_what_the_model_saw(server, model, synth_dir):
+    url, _ = server
+    health = json.loads(urllib.request.urlopen(url + "/api/health").read())
+    glosses = json.loads(urllib.request.urlopen(url + "/api/glosses").read())["glosses"]
+    assert health["status"] == "ok" and health["tokenizer"] and health["classes"] == len(glosses) == 6
+    clip = sorted((synth_dir / "poses").glob("*.npz"))[0]
+    status, r = post(url, clip.name, clip.read_bytes())
+    assert status == 200 and r["file"] == clip.name
+    expected = cli_predict(model, clip)
+    assert [t["gloss"] for t in r["top"]] == [g for g, _ in expected]
+    assert [t["p"] for t in r["top"]] == pytest.approx([p for _, p in expected], abs=1e-6)
+    n = r["frames"]
+    assert set(r["units"]) == {"left", "right", "body"} and all(len(r["units"][p]) == n for p in r["units"])
+    assert len(r["units"]["left"][0]) == 21 and len(r["units"]["body"][0]) == 7
+    assert all(len(r["tokens"][p]) == n for p in ("left", "right", "body"))
+    for p in ("left", "right", "body"):  # a token where the part is present, -1 (missing) where it is not
+        for frame, ids in zip(r["units"][p], r["tokens"][p]):
+            assert (ids >= 0) == any(j is not None for j in frame)
+    assert r["timing"]["model_s"] > 0 and r["skeleton"]["hand"][0][0] == 0
+
+
+@pytest.mark.parametrize("name,data,status,words", [
+    ("notes.txt", b"hello", 415, ["notes.txt", "unsupported file type .txt"]),
+    ("clip.npz", b"<html>not a zip</html>", 415, ["clip.npz", "not a .npz file"]),
+    ("clip.mp4", b"<html>not a video</html>" * 3, 415, ["clip.mp4", "not a .mp4 file"]),
+    ("empty.npz", b"", 400, ["empty.npz", "empty"]),
+    ("broken.npz", b"PK\x03\x04" + b"\x00" * 200, 422, ["broken.npz"]),
+    ("../../etc/evil.json", b'{"people": "nonsense"}', 422, ["evil.json"]),
+])
+def test_bad_uploads_get_a_clear_error_and_the_server_keeps_serving(server, name, data, status, words):
+    url, tmp = server
+    code, r = post(url, name, data)
+    assert code == status and all(w in r["error"] for w in words), r
+    assert "signbest-serve-" not in r["error"] and "Traceback" not in r["error"]
+    assert json.loads(urllib.request.urlopen(url + "/api/health").read())["status"] == "ok"
+    assert not list(Path(tmp).glob("signbest-serve-*")), "temporary upload folders must be removed"
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(server):
+    import http.client
+
+    host, port = server[0].removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/api/predict")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(2 << 20))  # declares 2 MB, sends a few bytes: answered at once
+    conn.endheaders(b"--x\r\n")
+    r = conn.getresponse()
+    assert r.status == 413 and "the limit is 1 MB" in json.loads(r.read())["error"]
+    conn.close()
+
+
+def test_a_request_without_a_file_field_is_refused(server):
+    code, r = post(server[0], "clip.npz", b"PK\x03\x04", field="video")
+    assert code == 400 and "field named 'file'" in r["error"]
+
+
+def test_concurrent_requests_get_their_own_answers(server, synth_dir):
+    url, _ = server
+    clips = sorted((synth_dir / "poses").glob("*.npz"))[::7][:6]
+    alone = {c.name: post(url, c.name, c.read_bytes())[1]["top"] for c in clips}
+    jobs = [clips[i % len(clips)] for i in range(24)]  # bounded: 24 requests, 8 at a time, on 127.0.0.1
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda c: (c.name, post(url, c.name, c.read_bytes())), jobs))
+    for name, (code, r) in answers:
+        assert code == 200 and r["file"] == name and r["top"] == alone[name]
+    assert len({json.dumps(v) for v in alone.values()}) > 1, "the clips should not all get the same answer"
+
+
+def _browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"the browser test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    return playwright.sync_playwright
+
+
+def _page(p):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+    return browser, browser.new_page(viewport={"width": 1000, "height": 760})
+
+
+def test_page_in_a_real_browser_shows_the_same_top5_as_predict(server, model, synth_dir, tmp_path):
+    sync_playwright = _browser()
+    url, _ = server
+    clip = SHARED / "wlasl100" / "poses"
+    clip = next(iter(sorted(clip.glob("*.npz"))), None) if clip.exists() else None
+    clip = clip or sorted((synth_dir / "poses").glob("*.npz"))[3]  # a real WLASL clip where present
+    expected = cli_predict(model, clip)
+    with sync_playwright() as p:
+        browser, page = _page(p)
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('glosses')")
+        page.set_input_files("#file", str(clip))
+        page.wait_for_selector('body[data-state="done"] #top5 li', timeout=60_000)
+        shown = page.eval_on_selector_all("#top5 li", "els => els.map(e => [e.dataset.gloss, Number(e.dataset.p)])")
+        assert [g for g, _ in shown] == [g for g, _ in expected]
+        assert [p for _, p in shown] == pytest.approx([p for _, p in expected], abs=1e-6)
+        assert page.locator("#tokens td.now").count() == 3  # the current frame's three token ids are highlighted
+        assert "ms" in page.inner_text("#timing")
+        shot = Path(os.environ.get("SIGNBEST_SCREENSHOT_DIR", tmp_path)) / "serve-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        bad = tmp_path / "notes.npz"
+        bad.write_bytes(b"definitely not a zip")
+        page.set_input_files("#file", str(bad))
+        page.wait_for_selector('body[data-state="error"]')
+        assert "notes.npz" in page.inner_text("#status") and "not a .npz file" in page.inner_text("#status")
+        browser.close()
+
+
+def test_page_recognises_a_real_video(server, model, tmp_path):
+    pytest.importorskip("mediapipe", reason="video upload needs the video extra (pip install -e '.[video]')")
+    video = SHARED / "pose-samples" / "test_video.mp4"
+    if not video.exists():
+        pytest.skip(f"needs the shared video {video} (absent in this checkout)")
+    sync_playwright = _browser()
+    local = tmp_path / "sign.mp4"
+    shutil.copy(video, local)
+    expected = cli_predict(model, local)
+    with sync_playwright() as p:
+        browser, page = _page(p)
+        page.goto(server[0] + "/")
+        page.set_input_files("#file", str(local))
+        page.wait_for_selector('body[data-state="done"] #top5 li', timeout=120_000)
+        shown = page.eval_on_selector_all("#top5 li", "els => els.map(e => e.dataset.gloss)")
+        assert shown == [g for g, _ in expected]
+        assert "pose extraction" in page.inner_text("#timing")
+        browser.close()
+
+
+def test_the_serve_command_listens_on_localhost_and_refuses_bad_options(model):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "signbest", "serve", "--checkpoint", str(model[0]), "--port", str(port)]
+    bad = subprocess.run(cmd + ["--max-upload-mb", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--max-upload-mb" in bad.stderr and "Traceback" not in bad.stderr
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            try:
+                health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert health["classes"] == 6 and not health["tokenizer"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out
