@@ -209,3 +209,29 @@ def test_manifests_saved_by_excel_and_in_other_encodings(tmp_path):
     (tmp_path / "latin.csv").write_bytes("clip_id,pose_file,gloss\na,a.npz,caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match="not a UTF-8 text file"):
         read_manifest(tmp_path / "latin.csv")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".parquet"])
+def test_a_small_file_with_too_many_frames_is_refused_before_it_is_loaded(tmp_path, suffix):
+    """150,000 frames compress to a small file but take ~40 MB once loaded: refused from the header."""
+    import tracemalloc
+
+    path = tmp_path / f"long{suffix}"
+    if suffix == ".npz":
+        np.savez_compressed(path, pose=np.zeros((150_000, 33, 4), np.float16),
+                            left_hand=np.zeros((8, 21, 3), np.float16), right_hand=np.zeros((8, 21, 3), np.float16))
+    elif suffix == ".npy":
+        np.save(path, np.zeros((150_000, 133, 2), np.float16))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        n = 543 * 100_001
+        pq.write_table(pa.table({"frame": np.repeat(np.arange(100_001), 543), "type": pa.array(["pose"] * n).dictionary_encode(),
+                                 "landmark_index": np.zeros(n, np.int16), "x": np.zeros(n, np.float32), "y": np.zeros(n, np.float32)}), path)
+    tracemalloc.start()
+    with pytest.raises(PoseError) as err:
+        read_pose(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert str(path) in str(err.value) and "more than the 100000" in str(err.value)
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MB: the frames were loaded before the cap"

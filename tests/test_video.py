@@ -126,7 +126,7 @@ def test_batch_skips_finished_clips_and_reports_corrupt_videos(tmp_path):
         _write_video(src / f"{name}.mp4", n)
     (src / "corrupt.mp4").write_bytes((src / "a.mp4").read_bytes()[:300])
     out = tmp_path / "out"
-    r = _signbest("extract", src, "-o", out, "--workers", "2")
+    r = _signbest("extract", src, "-o", out, "--workers", "2", "--empty-ok")  # drawn circles: no person
     assert r.returncode == 1, r.stderr  # something failed: the exit status says so
     with open(out / "failures.csv") as f:
         failed = list(csv.DictReader(f))
@@ -142,10 +142,23 @@ def test_batch_skips_finished_clips_and_reports_corrupt_videos(tmp_path):
         assert np.isnan(d["left_hand"]).all()  # no person in these frames: nothing invented
     mtime = (out / "a.npz").stat().st_mtime_ns
     (src / "corrupt.mp4").unlink()
-    r = _signbest("extract", src, "-o", out)
+    r = _signbest("extract", src, "-o", out, "--empty-ok")
     assert r.returncode == 0, r.stderr
     assert "skipped 2 already done" in r.stdout
     assert (out / "a.npz").stat().st_mtime_ns == mtime  # not redone
+
+
+@needs_mp
+def test_a_video_without_a_person_is_a_failure_and_no_video_is_exit_1(tmp_path):
+    src = tmp_path / "videos"
+    src.mkdir()
+    _write_video(src / "nobody.mp4", 6)
+    r = _signbest("extract", src, "-o", tmp_path / "out")
+    assert r.returncode == 1 and "nobody.mp4" in r.stderr and "no person found in any of its 6 frames" in r.stderr
+    assert not (tmp_path / "out" / "nobody.npz").exists()
+    (tmp_path / "empty").mkdir()
+    r = _signbest("extract", tmp_path / "empty", "-o", tmp_path / "out2")
+    assert r.returncode == 1 and "no videos found in" in r.stderr and "Traceback" not in r.stderr
 
 
 @needs_mp
@@ -155,7 +168,7 @@ def test_killed_run_leaves_no_partial_file_and_resumes(tmp_path):
     for i in range(6):
         _write_video(src / f"clip{i}.mp4", 60, size=160)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "signbest", "extract", str(src), "-o", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "signbest", "extract", str(src), "-o", str(out), "--empty-ok"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("*.npz")):
@@ -167,7 +180,7 @@ def test_killed_run_leaves_no_partial_file_and_resumes(tmp_path):
     for f in done:  # every file under its final name is complete
         with np.load(f) as d:
             assert d["pose"].shape == (60, 33, 4)
-    r = _signbest("extract", src, "-o", out)
+    r = _signbest("extract", src, "-o", out, "--empty-ok")
     assert r.returncode == 0, r.stderr
     assert f"skipped {len(done)} already done" in r.stdout
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # partials cleaned up

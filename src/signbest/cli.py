@@ -49,10 +49,12 @@ def extract(inputs: Annotated[list[Path], typer.Argument(help="videos, folders o
             fmt: Annotated[str, typer.Option("--format", help="npz (signbest / WLASL100 schema) or pose (pose-format)")] = "npz",
             recover_hands: Annotated[bool, typer.Option(help="second hand-model pass around the pose wrists where Holistic missed a hand")] = True,
             interpolate: Annotated[int, typer.Option(help="fill hand gaps of at most this many frames (0: off)")] = 3,
-            model_complexity: Annotated[int, typer.Option(help="Holistic pose model: 0, 1 or 2")] = 1) -> None:
-    """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs the video extra."""
+            model_complexity: Annotated[int, typer.Option(help="Holistic pose model: 0, 1 or 2")] = 1,
+            empty_ok: Annotated[bool, typer.Option("--empty-ok", help="write a pose file even for a video in which no person is found (default: such a video is a failure)")] = False) -> None:
+    """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs the video extra.
+    Exit status 1 when a video failed or no video was found."""
     from .video.batch import FAILURES, MANIFEST, extract_videos
-    from .video.holistic import ExtractConfig, require_mediapipe
+    from .video.holistic import VIDEO_SUFFIXES, ExtractConfig, require_mediapipe
     from .video.recovery import RecoveryConfig
 
     try:
@@ -61,8 +63,13 @@ def extract(inputs: Annotated[list[Path], typer.Argument(help="videos, folders o
         typer.echo(f"error: {e}", err=True)
         raise SystemExit(2)
     cfg = ExtractConfig(model_complexity=model_complexity, recover_hands=recover_hands,
-                        interpolate=interpolate > 0, recovery=RecoveryConfig(max_gap=max(interpolate, 0)))
+                        interpolate=interpolate > 0, recovery=RecoveryConfig(max_gap=max(interpolate, 0)),
+                        require_person=not empty_ok)
     r = extract_videos(inputs, out, workers, fmt, cfg)
+    if not r.done and not r.skipped and not r.failures:
+        typer.echo(f"error: no videos found in {', '.join(map(str, inputs))} "
+                   f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})", err=True)
+        raise SystemExit(1)
     fps = r.frames / r.seconds if r.seconds else 0.0
     typer.echo(f"extracted {len(r.done)} clips ({r.frames} frames, {fps:.1f} frames/s), skipped {r.skipped} "
                f"already done, {len(r.failures)} failed; manifest: {out / MANIFEST}")

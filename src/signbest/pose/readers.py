@@ -13,7 +13,26 @@ from pathlib import Path
 import numpy as np
 
 from .layouts import COCO_WHOLEBODY, OPENPOSE_BODY25, POSE_FORMAT_COMPONENTS, Layout
-from .sequence import PoseError, PoseSequence, fix_handedness
+from .sequence import MAX_FRAMES, PoseError, PoseSequence, fix_handedness
+
+LANDMARK_ROWS = 543  # rows per frame of a GISLR parquet (face, hands, pose): bounds its rows before reading
+
+
+def _refuse_long(path: Path, frames: int, what: str) -> None:
+    if frames > MAX_FRAMES:
+        raise PoseError(f"{path}: {what} {frames} frames, more than the {MAX_FRAMES} a sign clip can have")
+
+
+def _npz_frame_cap(path: Path, data) -> None:
+    """Check every array's frame count from its header, before anything is decompressed: a small
+    compressed file can hold millions of frames (gigabytes once loaded)."""
+    for name in data.zip.namelist():
+        with data.zip.open(name) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+        if shape:
+            _refuse_long(path, int(shape[0]), f"array '{name.removesuffix('.npy')}' has")
 
 
 def numeric(path, name: str, a) -> np.ndarray:
@@ -199,6 +218,11 @@ def read_gislr_parquet(path: Path, size=(1000, 1000)) -> PoseSequence:
     import pyarrow.parquet as pq
 
     try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as e:
+        raise PoseError(f"{path}: not a GISLR landmark parquet file ({type(e).__name__}: {e})") from e
+    _refuse_long(path, -(-rows // LANDMARK_ROWS), f"has {rows} landmark rows, at least")
+    try:
         table = pq.read_table(path, columns=["frame", "type", "landmark_index", "x", "y"]).to_pydict()
     except Exception as e:
         raise PoseError(f"{path}: not a GISLR landmark parquet file ({type(e).__name__}: {e})") from e
@@ -256,11 +280,16 @@ def _read_any(path: Path, **kw) -> PoseSequence:
         return read_mmpose_json(path, doc, **kw)
     if suffix in (".npz", ".npy"):
         try:
-            data = np.load(path, allow_pickle=False)
+            data = np.load(path, allow_pickle=False, mmap_mode="r" if suffix == ".npy" else None)
+            if suffix == ".npz":
+                _npz_frame_cap(path, data)
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            if isinstance(e, PoseError):
+                raise
             raise PoseError(f"{path}: not a readable numpy file ({type(e).__name__}: {e})") from e
-        if suffix == ".npy":
-            return read_coco_wholebody(path, data, None, **kw)
+        if suffix == ".npy":  # memory-mapped: the frame count is known before the data is read
+            _refuse_long(path, int(data.shape[0]) if data.ndim else 0, "holds")
+            return read_coco_wholebody(path, np.array(data), None, **kw)
         with data:
             try:
                 if "pose" in data.files:

@@ -45,6 +45,7 @@ class ExtractConfig:
     min_tracking_confidence: float = 0.5
     recover_hands: bool = True  # second pass of the hand model around the pose wrists where Holistic missed
     interpolate: bool = True  # then fill gaps of at most recovery.max_gap frames, flagged INTERPOLATED
+    require_person: bool = True  # a video where no frame shows a body or a hand is a failure, not an empty clip
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     def __post_init__(self):
@@ -146,6 +147,9 @@ class HolisticExtractor:
             out[f"{s}_hand"], out[f"{s}_hand_source"] = h, so
         out["seconds"] = np.float32(time.perf_counter() - t0)
         out["recovery_seconds"] = np.float32(recovery_s)
+        if self.cfg.require_person and not any(np.isfinite(out[k]).all(-1).any() for k in ("pose", "left_hand", "right_hand")):
+            # nothing to learn from or recognise: a failure of this clip, not an empty pose file
+            raise VideoError(f"{path}: no person found in any of its {len(pose)} frames")
         return out
 
     def _recover(self, rgb: np.ndarray, pose: np.ndarray, found: dict, source: dict, width: int, height: int,
