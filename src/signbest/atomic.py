@@ -17,7 +17,7 @@ PARTIAL_PREFIX = ".partial-"
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{PARTIAL_PREFIX}{path.name}.")
     os.close(fd)
     try:
@@ -27,6 +27,31 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse, naming the user's path, an output file that is a folder or whose folder is a file; create
+    its folder. Called before any work is done where possible, and by every atomic write."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; the output here is a file (give a file name)")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{path}: cannot be written, {parent} is a file, not a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse an output folder that exists as a file (or below one); create it."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"{folder}: cannot be an output folder, {p} is a file")
+            break
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def umask() -> int:

@@ -233,11 +233,14 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
+    from .atomic import check_output_file
     from .predict import predict as run
 
-    results = run(checkpoint, files, top)
     if csv_out is None and any(f.is_dir() for f in files):
         csv_out = Path("predictions.csv")
+    if csv_out:
+        check_output_file(csv_out)  # before the work, not after it
+    results = run(checkpoint, files, top)
     if as_json:
         typer.echo(json.dumps(results, indent=1))
     for r in results:
@@ -319,6 +322,9 @@ def main() -> None:
             raise
         from .pose import PoseError
 
+        if isinstance(e, OSError) and e.strerror and (e.filename2 or e.filename):  # name the user's path, plainly
+            typer.echo(f"error: {e.filename2 or e.filename}: {e.strerror}", err=True)
+            raise SystemExit(2)
         known = isinstance(e, (PoseError, FileNotFoundError, ValueError, RuntimeError))
         typer.echo(f"error: {e}" if known else f"error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         raise SystemExit(2)

@@ -92,9 +92,11 @@ def claim(folder, fp: dict, overwrite: bool = False) -> None:
                                    f"data: {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}. Use another "
                                    "output folder, or --overwrite to start it again")
         return
+    from .atomic import atomic_write, check_output_folder
+    if folder.exists() and not folder.is_dir():
+        raise FingerprintError(f"{folder}: exists and is a file, not an output folder")
     if folder.exists() and any(p.name != "tensorboard" for p in folder.iterdir()):
         raise FingerprintError(f"{folder} is not empty and has no {FILE} (made by an older signbest or by "
                                "something else): use another output folder, or --overwrite")
-    folder.mkdir(parents=True, exist_ok=True)
-    from .atomic import atomic_write
+    check_output_folder(folder)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(fp, indent=2, default=str)))

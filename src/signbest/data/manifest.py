@@ -12,7 +12,7 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, check_output_file
 
 COLUMNS = ("clip_id", "pose_file", "gloss", "label", "split", "signer")
 ALIASES = {"video_id": "clip_id", "signer_id": "signer", "path": "pose_file", "sign": "gloss",
@@ -123,7 +123,7 @@ def read_manifest(path: str | Path) -> Manifest:
 def write_manifest(manifest_clips: list[Clip], path: str | Path, extra: dict[str, list] | None = None) -> Path:
     """Write atomically; pose paths are stored relative to the CSV's folder when they lie below it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path)
     extra = extra or {}
 
     def write(tmp):

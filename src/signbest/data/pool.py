@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, check_output_file
 from ..pose import PARTS, read_pose
 from ..runtime import progress_bar_kwargs
 from .manifest import read_manifest
@@ -45,11 +45,30 @@ def clip_id_of(path: Path, root: Path) -> str:
     return "__".join(rel.with_suffix("").parts) if path.is_file() else "__".join(rel.parts)
 
 
+POOL_COLUMNS = ["clip_id", "pose_file", "split", "frames"]
+
+
+def _check_pool_output(out: Path, folder: Path, exclude) -> None:
+    """The pool manifest may replace an earlier pool manifest, never a labelled manifest or a data file."""
+    check_output_file(out)
+    if any(out.resolve() == Path(e).resolve() for e in exclude):
+        raise ValueError(f"{out}: is one of the --exclude manifests; write the pool elsewhere")
+    if out.exists():
+        with open(out, newline="", encoding="utf-8-sig", errors="replace") as f:
+            header = next(csv.reader(f), [])
+        if header != POOL_COLUMNS:
+            raise ValueError(f"{out}: exists and is not a pool manifest (its columns are {header[:6]}); "
+                             "refusing to overwrite it: choose another --out")
+    if out.suffix.lower() in POSE_SUFFIXES:
+        raise ValueError(f"{out}: the pool manifest is a CSV; give a .csv path, not a pose file name")
+
+
 def build_pool(folder: str | Path, out: str | Path, exclude: list[str | Path] = (), progress: bool = True) -> dict:
     """Write the pool manifest `out`; returns a summary (clips, frames, part presence, excluded, failed)."""
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
+    _check_pool_output(out, folder, exclude)
     files = find_pose_files(folder)
     if not files:
         raise ValueError(f"{folder}: no pose files ({', '.join(sorted(POSE_SUFFIXES))} or OpenPose folders) below it")
@@ -79,7 +98,7 @@ def build_pool(folder: str | Path, out: str | Path, exclude: list[str | Path] = 
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["clip_id", "pose_file", "split", "frames"])
+            w.writerow(POOL_COLUMNS)
             for cid, path, n in rows:
                 w.writerow([cid, path, "train", n])
     if rows:

@@ -10,6 +10,7 @@ import numpy as np
 from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
 from ..predict import load_classifier, predict_logits
+from ..atomic import check_output_folder
 from ..checkpoint import write_json
 from .fusion import fuse, read_scores
 from .metrics import classification_metrics, confusion_matrix, per_class_accuracy, topk_hits
@@ -56,7 +57,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out:
 
 def write_reports(out: Path, results: dict, scores: np.ndarray, labels: np.ndarray, glosses: list[str]) -> None:
     """results.json, results.md, per_class.csv, confusion.png."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
     write_json(out / "results.json", results)
     rows = [(name, m) for name, m in (("pose", results["pose"]), ("pose + fused scores", results.get("fused"))) if m]
     lines = ["| model | P-I Top-1 | P-I Top-5 | P-C Top-1 | P-C Top-5 | clips |", "|---|---|---|---|---|---|"]
