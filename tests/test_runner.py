@@ -30,3 +30,46 @@ def test_seeds_spread_paired_differences_and_refused_reruns(synth_dir, tmp_path)
     assert metrics(json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())) == metrics(results)
     other = _run(synth_dir, tmp_path / "runs", "--set", "finetune.lr=0.002")
     assert other.returncode != 0 and "finetune.lr: 0.001 -> 0.002" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_pool_rows_match_the_labelled_rows_steps_and_results_accumulate(synth_dir, tmp_path):
+    import numpy as np
+
+    from conftest import write_holistic_npz
+    from signbest.data.pool import build_pool
+
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    assert wlasl100.parse_row("best+pool*4@25") == ("best", "pool", 4)
+    assert wlasl100.parse_row("mask-hand+pool-only") == ("mask-hand", "pool-only", 1)
+    assert wlasl100.parse_row("best") == ("best", "", 1)
+    (tmp_path / "pool").mkdir()
+    for i in range(40):
+        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=12 + i % 9, seed=i)
+    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
+    out = tmp_path / "runs"
+    first = subprocess.run([sys.executable, str(RUNNER), "--data", str(synth_dir / "manifest.csv"), "--size", "tiny",
+                            "--rows", "scratch", "--seeds", "0", "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    cmd = [sys.executable, str(RUNNER), "--data", str(synth_dir / "manifest.csv"), "--size", "tiny", "--rows", "best+pool-only",
+           "--seeds", "0", "--out", str(out), "--quiet", "--set", "pretrain.epochs=2"]
+    refused = subprocess.run(cmd, capture_output=True, text=True)
+    assert refused.returncode != 0 and "needs --pool" in refused.stderr and "Traceback" not in refused.stderr
+    second = subprocess.run(cmd + ["--pool", str(tmp_path / "pool.csv")], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    results = json.loads((out / "tiny" / "results.json").read_text())
+    # other overrides: the scratch row of the first invocation is left out of the table, not mixed in
+    assert [r["row"] for r in results] == ["best+pool-only"] and "other data or overrides" in second.stderr
+    pre = json.loads((out / "tiny" / "best+pool-only" / "seed0" / "pretrain" / "fingerprint.json").read_text())
+    labelled_steps = wlasl100.steps_per_epoch_of(wlasl100.load_config("wlasl-best", ["pretrain.epochs=2"], base="tiny"),
+                                                 [str(synth_dir / "manifest.csv")])
+    assert pre["config"]["pretrain"]["steps_per_epoch"] == labelled_steps  # compute matched
+    assert [Path(d["path"]).name for d in pre["data"]] == ["pool.csv"]  # pure transfer: no labelled clip
+    tok = out / "tiny" / "tokenizer-coupled+pool-only-seed0"
+    assert tok.exists() and np.isfinite(results[0]["val"]["per_instance_top1"])
+    again = subprocess.run(cmd[:-2] + ["--pool", str(tmp_path / "pool.csv"), "--rows", "scratch", "--set", "pretrain.epochs=2"],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = sorted(r["row"] for r in json.loads((out / "tiny" / "results.json").read_text()))
+    assert rows == ["best+pool-only", "scratch"]  # same settings: rows of both invocations in one table
