@@ -139,7 +139,7 @@ class Predictor:
             if data is not None:
                 failures.update(data.failures)
                 ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
-                                 sampling=self.cfg["finetune"].get("sampling", "window"))
+                                 sampling=self.cfg["finetune"].get("sampling", "window"), report_failures=False)
                 probs = softmax(predict_logits(self.model, ds, batch_size=batch_size))
                 extra = self._details(ds, batch_size) if details else None
             t2 = time.perf_counter()

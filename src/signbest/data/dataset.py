@@ -93,12 +93,13 @@ class SignDataset(Dataset):
     def __init__(self, manifest: Manifest | str, split: str | None = None, num_frames: int = 32,
                  train: bool = False, augment: AugmentConfig | None = None, seed: int = 0,
                  normalize_cfg: NormalizeConfig | None = None, data: PreprocessedSet | None = None,
-                 progress: bool = True, noise_dim: int = 0, sampling: str = "spread", crop: float = 1.0):
+                 progress: bool = True, noise_dim: int = 0, sampling: str = "spread", crop: float = 1.0,
+                 report_failures: bool = True):
         full = read_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
         wanted = full.select(split)
         # Only the selected split's files are read: training stages never open val or test clips.
         self.data = data if data is not None else preprocess(wanted, normalize_cfg, progress=progress)
-        if self.data.failures:
+        if self.data.failures and report_failures:  # prediction reports each input's error itself
             ids = sorted(self.data.failures)
             log.warning("%s: skipped %d unreadable clips (%s%s); first error: %s", full.path, len(ids),
                         ", ".join(ids[:5]), ", ..." if len(ids) > 5 else "", self.data.failures[ids[0]])

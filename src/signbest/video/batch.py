@@ -66,7 +66,7 @@ _EXTRACTOR: HolisticExtractor | None = None  # one per worker process: MediaPipe
 _INIT_ERROR: str | None = None  # why the worker could not build them: reported per clip, never a respawn loop
 
 
-def _init_worker(cfg: ExtractConfig, log: str) -> None:
+def _init_worker(cfg: ExtractConfig, log: str, threads: int = 1) -> None:
     global _EXTRACTOR
     # MediaPipe's C++ side and ffmpeg print warnings on the process's stderr, through the progress bar:
     # send them to a log file in the output folder instead. Errors still reach the user as failures.
@@ -75,6 +75,8 @@ def _init_worker(cfg: ExtractConfig, log: str) -> None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
+        import cv2
+        cv2.setNumThreads(threads)  # the decoder's share of the cores: workers must not spin against each other
         _EXTRACTOR = HolisticExtractor(cfg)
     except Exception as e:  # a raising initializer makes multiprocessing respawn workers forever
         _INIT_ERROR = f"worker could not start MediaPipe: {type(e).__name__}: {e}"
@@ -147,7 +149,8 @@ def extract_videos(inputs: list[str | Path], out: str | Path, workers: int = 1, 
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a line every 30 s in a log
     ctx = multiprocessing.get_context("spawn")  # MediaPipe's graphs and threads do not survive a fork
     with open(out / MANIFEST, "a", newline="") as manifest:
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out / LOG))) if pending else None
+        threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else 1
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out / LOG), threads)) if pending else None
         try:
             header = list(rows[0]) if rows else None
             for video, result in (pool.imap_unordered(_extract_one, pending) if pool else []):
