@@ -93,12 +93,14 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
         times["tokenizer_s"] = time.monotonic() - t
         t = time.monotonic()
         pretrained = out / "pretrain"
-        pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)
+        clips = pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)["train_clips"]
         times["pretrain_s"] = time.monotonic() - t
     t = time.monotonic()
     ft = finetune(cfg, args.data, out / "finetune", pretrained, **kw)
     times["finetune_s"] = time.monotonic() - t
     result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times}
+    if pretrained:
+        result["pretrain_clips"] = clips
     for split in ("dev", "val", "test"):
         try:
             result[split] = evaluate(out / "finetune", args.data, split, out / f"eval-{split}")["pose"]
@@ -167,7 +169,7 @@ def main() -> None:
             futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs]
             for fut in as_completed(futures):
                 record(fut.result())
-    if args.fractions:
+    if args.fractions or any("+pool" in r for r in args.rows):
         fraction_plot(results, out / "data_fraction.png")
 
 

@@ -73,3 +73,18 @@ def test_pool_rows_match_the_labelled_rows_steps_and_results_accumulate(synth_di
     assert again.returncode == 0, again.stderr[-2000:]
     rows = sorted(r["row"] for r in json.loads((out / "tiny" / "results.json").read_text()))
     assert rows == ["best+pool-only", "scratch"]  # same settings: rows of both invocations in one table
+
+
+def test_data_scale_plot_places_pool_rows_past_the_labelled_curve(tmp_path):
+    from signbest.eval.seeds import fraction_plot
+
+    def res(row, seed, top1, clips=None):
+        r = {"row": row, "seed": seed, "label": row, "selected_epoch": 1,
+             "val": {"per_instance_top1": top1, "per_instance_top5": 90.0, "per_class_top1": top1, "per_class_top5": 90.0}}
+        return {**r, "pretrain_clips": clips} if clips else r
+    results = [res("scratch", s, 20.0 + s) for s in (0, 1)] + [res("best@25", s, 50.0 + s, 300) for s in (0, 1)]
+    results += [res("best", s, 60.0 + s, 1200) for s in (0, 1)] + [res("best+pool", s, 64.0 + s, 10800) for s in (0, 1)]
+    points = fraction_plot(results, tmp_path / "scale.png")
+    assert points["curve"] == [(300, 50.5), (1200, 60.5)]  # mean over seeds, ordered by clips
+    assert points["pool"] == {"best+pool": (10800, 64.5)}
+    assert (tmp_path / "scale.png").stat().st_size > 5000

@@ -83,23 +83,37 @@ def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
     return "\n".join(lines) + "\n"
 
 
-def fraction_plot(results: list[dict], path: Path, split: str = "val") -> None:
-    """Table 8: val Top-1 (mean and range over seeds) against the share of pre-training data."""
+def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
+    """Table 8 extended by pools: val Top-1 (mean and std over seeds) against the number of pre-training
+    clips (log scale). The labelled-data curve joins `best` and its `best@PCT` shares; `+pool` rows are
+    separate points past it; the no-pre-training row is a dashed line. Returns the plotted points."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     agg = aggregate(results, split)
-    share = {row: (int(row.split("@")[1]) / 100 if "@" in row else 1.0) for row in agg if row.startswith("best")}
-    pts = sorted((share[r], agg[r]["per_instance_top1"]) for r in share)
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.errorbar([p[0] * 100 for p in pts], [p[1]["mean"] for p in pts], yerr=[p[1]["std"] for p in pts], marker="o")
+    clips: dict[str, list[int]] = {}
+    for r in results:
+        if "pretrain_clips" in r:
+            clips.setdefault(r["row"], []).append(r["pretrain_clips"])
+    x = {row: float(np.mean(v)) for row, v in clips.items() if row in agg}
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    curve = sorted((x[r], agg[r]["per_instance_top1"]) for r in x if r.split("@")[0] == "best")
+    if curve:
+        ax.errorbar([c for c, _ in curve], [t["mean"] for _, t in curve], yerr=[t["std"] for _, t in curve],
+                    marker="o", label="BEST, share of the labelled train clips")
+    for row in sorted(r for r in x if "+pool" in r):
+        t = agg[row]["per_instance_top1"]
+        ax.errorbar([x[row]], [t["mean"]], yerr=[t["std"]], marker="s", ls="none", label=agg[row]["label"])
     if "scratch" in agg:
         ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
-        ax.legend()
-    ax.set_xlabel("pre-training data (%)")
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training clips")
     ax.set_ylabel(f"WLASL100 {split} P-I Top-1 (%)")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return {"curve": [(c, t["mean"]) for c, t in curve],
+            "pool": {r: (x[r], agg[r]["per_instance_top1"]["mean"]) for r in x if "+pool" in r}}
