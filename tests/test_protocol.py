@@ -137,3 +137,15 @@ def test_glosses_are_matched_by_name_never_by_number(synth_dir, tmp_path):
             w.writerow([c.clip_id, c.pose_file, c.gloss, c.split, c.signer])
     with pytest.raises(ValueError, match="zebra"):
         evaluate(tmp_path / "ft", foreign, "test", tmp_path / "e3")
+
+
+def test_a_setting_added_later_matches_old_runs_only_at_the_value_they_used():
+    from signbest.fingerprint import differences
+
+    old = {"config": {"finetune": {"lr": 0.001}}}
+    same = {"config": {"finetune": {"lr": 0.001, "schedule": "step"}}}  # the paper's step schedule: what old runs did
+    other = {"config": {"finetune": {"lr": 0.001, "schedule": "cosine"}}}
+    unknown = {"config": {"finetune": {"lr": 0.001, "sampling": "window"}}}
+    assert differences(old, same) == []
+    assert differences(old, other) == ['config.finetune.schedule: "<absent>" -> "cosine"']
+    assert differences(old, unknown) == ['config.finetune.sampling: "<absent>" -> "window"']

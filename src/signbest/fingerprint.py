@@ -60,6 +60,12 @@ def make(stage: str, config: dict, data: list, **upstream) -> dict:
             "signbest": __version__, "preprocess_version": PREPROCESS_VERSION}
 
 
+# Settings added after runs were made, with the value those runs used: a run recorded without the key
+# matches a new run at exactly this value (and no other). Add a key here only when its new default
+# reproduces the old behaviour bit for bit.
+ADDED_LATER = {"config.finetune.schedule": "step"}
+
+
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ, e.g. ['config.finetune.lr: 0.001 -> 0.0005']."""
     out = []
@@ -67,6 +73,8 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{prefix}{k}.")
+        elif a == "<absent>" and ADDED_LATER.get(f"{prefix}{k}", "<absent>") == b:
+            continue
         elif a != b:
             out.append(f"{prefix}{k}: {_short(a)} -> {_short(b)}")
     return out
