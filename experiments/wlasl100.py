@@ -26,7 +26,6 @@ import json
 import logging
 import multiprocessing
 import re
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -80,24 +79,33 @@ def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
     return tok_dir
 
 
+def training_seconds(folder: Path, stage: str) -> float | None:
+    """A stage's training time as its metrics log recorded it (the sum of its epochs' train_s), so that a
+    row whose stages are reused on a rerun still reports the time they took when they ran."""
+    import csv
+
+    log = Path(folder) / f"{stage}_metrics.csv"
+    if not log.exists():  # a k-means tokenizer: fitted, not trained in epochs
+        return None
+    with open(log, newline="") as f:
+        return sum(float(r["train_s"] or 0) for r in csv.DictReader(f))
+
+
 def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -> dict:
     if threads:
         from signbest.runtime import set_threads
         set_threads(threads)
     cfg = row_config(row, args, overrides, seed)
     out = Path(args.out) / args.size / row / f"seed{seed}"
-    times, pretrained, kw = {}, None, dict(progress=not args.quiet, overwrite=args.overwrite)
+    pretrained, kw = None, dict(progress=not args.quiet, overwrite=args.overwrite)
     if cfg["row"]["pretrain"]:
-        t = time.monotonic()
         tok_dir = ensure_tokenizer(cfg, args, row, seed)
-        times["tokenizer_s"] = time.monotonic() - t
-        t = time.monotonic()
         pretrained = out / "pretrain"
         clips = pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)["train_clips"]
-        times["pretrain_s"] = time.monotonic() - t
-    t = time.monotonic()
     ft = finetune(cfg, args.data, out / "finetune", pretrained, **kw)
-    times["finetune_s"] = time.monotonic() - t
+    stages = {"tokenizer": tok_dir, "pretrain": pretrained} if pretrained else {}
+    times = {f"{name}_s": training_seconds(folder, name) for name, folder in {**stages, "finetune": out / "finetune"}.items() if folder}
+    times = {k: v for k, v in times.items() if v is not None}
     result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times}
     if pretrained:
         result["pretrain_clips"] = clips

@@ -66,7 +66,7 @@ def _pm(s: dict) -> str:
 def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
     agg = aggregate(results, split)
     lines = [f"WLASL100 `{split}` (epoch selected on dev), mean ± std over seeds", "",
-             "| row | size | seeds | " + " | ".join(HEADS) + " | Top-1 min-max | stage times (min, mean) |",
+             "| row | size | seeds | " + " | ".join(HEADS) + " | Top-1 min-max | training time per stage (min, mean) |",
              "|---|---|---|" + "---|" * (len(HEADS) + 2)]
     for row, a in agg.items():
         t = ", ".join(f"{k[:-2]} {v['mean'] / 60:.1f}" for k, v in a.items() if k.endswith("_s"))
