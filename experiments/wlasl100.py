@@ -22,6 +22,7 @@ the same --out stops with the difference (--overwrite starts those stages again)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import multiprocessing
@@ -58,12 +59,20 @@ def pretrain_data_of(row: str, args) -> list[str]:
     return {"": [args.data], "pool": [args.data, *args.pool], "pool-only": list(args.pool)}[pool]
 
 
+@functools.lru_cache(maxsize=None)
+def labelled_steps(data: str, settings: str) -> int:
+    """Steps per epoch of one pass over --data's pre-training clips, computed once per setting (it reads
+    the whole manifest) although every pool row and seed asks for it."""
+    pcfg, split = json.loads(settings)
+    return steps_per_epoch_of({"pretrain": pcfg, **({"split": split} if split else {})}, [data])
+
+
 def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     seeds = [f"{s}.seed={seed}" for s in ("tokenizer", "pretrain", "finetune")]
     name, pool, times = parse_row(row)
     cfg = load_config(f"wlasl-{name}", [*overrides, *seeds], base=args.size)
     if pool:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
-        cfg["pretrain"]["steps_per_epoch"] = times * steps_per_epoch_of(cfg, [args.data])
+        cfg["pretrain"]["steps_per_epoch"] = times * labelled_steps(args.data, json.dumps([cfg["pretrain"], cfg.get("split")], sort_keys=True))
         cfg["row"]["label"] += {"pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
     return cfg
 
