@@ -15,6 +15,7 @@ import torch
 
 from .config import section
 from .data import SignDataset, preprocess, read_manifest, write_manifest
+from .data.cache import clip_error
 from .data.manifest import Clip
 from .data.pool import POSE_SUFFIXES
 from .pose import PARTS, PoseError, normalize, read_pose
@@ -182,10 +183,11 @@ def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
 
 
 def _error_of(path: Path) -> str:
+    """Why a file that preprocessing skipped could not be read (asked only when no input was readable)."""
     try:
         normalize(read_pose(path))
     except Exception as e:  # noqa: BLE001 - reported, not raised
-        return str(e) if isinstance(e, PoseError) else f"{path}: {type(e).__name__}: {e}"
+        return clip_error(path, e)
     return f"{path}: unreadable"
 
 

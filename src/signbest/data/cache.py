@@ -60,6 +60,11 @@ def _key(manifest: Manifest, cfg: NormalizeConfig) -> str:
     return h.hexdigest()[:20]
 
 
+def clip_error(path: Path, e: Exception) -> str:
+    """One clip's failure as reported: a PoseError names its file already; anything else gets it named."""
+    return str(e) if isinstance(e, PoseError) else f"{path}: {type(e).__name__}: {e}"
+
+
 def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache: bool = True,
                progress: bool = True) -> PreprocessedSet:
     cfg = cfg or NormalizeConfig()
@@ -76,7 +81,7 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
         try:
             norm = normalize(read_pose(clip.pose_file), cfg)
         except Exception as e:  # noqa: BLE001 - one bad clip is skipped and listed, never the end of the batch
-            failures[clip.clip_id] = str(e) if isinstance(e, PoseError) else f"{clip.pose_file}: {type(e).__name__}: {e}"
+            failures[clip.clip_id] = clip_error(clip.pose_file, e)
             continue
         for k in ARRAYS:
             parts[k].append(getattr(norm, k))
