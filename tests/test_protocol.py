@@ -149,3 +149,21 @@ def test_a_setting_added_later_matches_old_runs_only_at_the_value_they_used():
     assert differences(old, same) == []
     assert differences(old, other) == ['config.finetune.schedule: "<absent>" -> "cosine"']
     assert differences(old, unknown) == ['config.finetune.sampling: "<absent>" -> "window"']
+
+
+def test_rows_share_the_stages_whose_settings_they_share(synth_dir, tmp_path):
+    """Rows of one tokenizer kind and seed share its tokenizer; a new fine-tuning recipe reuses pre-training;
+    a setting the stage reads (the masking, for pre-training) is still refused."""
+    data = [synth_dir / "manifest.csv"]
+    fast = ["tokenizer.epochs=1", "pretrain.epochs=1"]
+    best, rmask = (load_config(name, fast, base="tiny") for name in ("wlasl-best", "wlasl-rmask"))
+    assert best["description"] != rmask["description"] and best["masking"] != rmask["masking"]
+    first = train_tokenizer(best, data, tmp_path / "tok", progress=False)
+    stamp = (tmp_path / "tok" / "fingerprint.json").stat().st_mtime_ns
+    assert train_tokenizer(rmask, data, tmp_path / "tok", progress=False) == first
+    assert (tmp_path / "tok" / "fingerprint.json").stat().st_mtime_ns == stamp  # reused, not retrained
+    pretrain(best, data, tmp_path / "tok", tmp_path / "pre", progress=False)
+    recipe = load_config("wlasl-best", fast + ["finetune.lr=0.002", "head.dropout=0.3"], base="tiny")
+    pretrain(recipe, data, tmp_path / "tok", tmp_path / "pre", progress=False)
+    with pytest.raises(FingerprintError, match=r"config\.masking\."):
+        pretrain(rmask, data, tmp_path / "tok", tmp_path / "pre", progress=False)

@@ -53,11 +53,27 @@ def folder_digest(folder) -> str | None:
     return "unknown (made before run fingerprints)"
 
 
+# The config sections a stage reads. The rest of a row's config (its description, the masking and
+# fine-tuning recipes) does not change the stage's output, and rows must share it: every row of one
+# tokenizer kind and seed reuses one tokenizer, and a fine-tuning recipe change reuses pre-training.
+# A stage not listed records its whole config.
+STAGE_SECTIONS = {"tokenizer": ("tokenizer", "split"),
+                  "pretrain": ("tokenizer", "tokenizer_dir", "model", "masking", "pretrain", "split")}
+
+
+def scoped(fp: dict) -> dict:
+    """`fp` with its config cut to the sections its stage reads (old runs recorded the whole config)."""
+    keep = STAGE_SECTIONS.get(fp.get("stage"))
+    if keep is None or not isinstance(fp.get("config"), dict):
+        return fp
+    return {**fp, "config": {k: v for k, v in fp["config"].items() if k in keep}}
+
+
 def make(stage: str, config: dict, data: list, **upstream) -> dict:
     """A stage's fingerprint. `upstream` maps a name (tokenizer, pretrained) to a folder or None."""
-    return {"stage": stage, "config": config, "data": [manifest_identity(d) for d in data],
+    return scoped({"stage": stage, "config": config, "data": [manifest_identity(d) for d in data],
             **{k: folder_digest(v) for k, v in upstream.items()},
-            "signbest": __version__, "preprocess_version": PREPROCESS_VERSION}
+            "signbest": __version__, "preprocess_version": PREPROCESS_VERSION})
 
 
 # Settings added after runs were made, with the value those runs used: a run recorded without the key
@@ -94,7 +110,7 @@ def claim(folder, fp: dict, overwrite: bool = False) -> None:
         shutil.rmtree(folder)
     if path.exists():
         old = json.loads(path.read_text())
-        diff = differences(old, json.loads(json.dumps(fp, default=str)))
+        diff = differences(scoped(old), json.loads(json.dumps(fp, default=str)))
         if diff:
             raise FingerprintError(f"{folder} holds a {old.get('stage', '')} run made with other settings or "
                                    f"data: {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}. Use another "
