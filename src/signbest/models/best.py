@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..pose.sequence import BODY_J, HAND_J, PART_SIZES, PARTS
+from .dropout import use_fast_dropout
 from .gcn import PartGCN
 from .tokenizer import part_input
 
@@ -71,6 +72,7 @@ class BESTEncoder(nn.Module):
         layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=False)  # post-LN BERT blocks
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        use_fast_dropout(self)  # the GCNs' and the blocks' dropouts too (attention-weight dropout stays torch's)
 
     def embed(self, batch: dict, joint_drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-part embeddings (B, T, 3, Dp) and part validity (B, T, 3). `joint_drop` (B, T, UNIT_JOINTS) hides
