@@ -111,3 +111,40 @@ def test_schedules():
     assert [round(step.factor(s), 6) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.1, 0.01]
     cos = Schedule("cosine", total=100)
     assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
+
+
+def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch):
+    import torch
+
+    from signbest import runtime
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(runtime, "available_cores", lambda: 4)
+        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 1.2)
+        assert runtime.set_threads() == 3  # one core busy elsewhere
+        assert runtime.set_threads(processes=2) == 2  # this process's share is the cap
+        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 3.9)
+        assert runtime.refit_threads() == 1  # never fewer than one
+        assert runtime.set_threads(threads=3) == 3 and runtime.refit_threads() == 3  # the user's count is kept
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert runtime.set_threads() == 2 and runtime.refit_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_spinning_process_counts_as_a_busy_core():
+    import subprocess
+    import sys
+    import time
+
+    from signbest import runtime
+
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert runtime.busy_cores_elsewhere(0.5) > 0.5  # this process sleeps meanwhile: the spin is someone else's
+    finally:
+        spin.kill()
+        spin.wait()

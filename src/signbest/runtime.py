@@ -56,15 +56,55 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_LOAD_AWARE_SHARE: int | None = None  # set when signbest chose the thread count: refitted to the load each epoch
+
+
+def busy_cores_elsewhere(window: float = 0.2) -> float:
+    """Cores kept busy by other processes during `window` seconds: the machine's busy time in /proc/stat
+    minus this process's own CPU time (all its threads). 0.0 where /proc/stat cannot be read."""
+    def busy_and_total() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            jiffies = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(jiffies) - jiffies[3] - jiffies[4], sum(jiffies)
+    try:
+        (b0, t0), own0 = busy_and_total(), sum(os.times()[:2])
+        time.sleep(window)
+        (b1, t1), own1 = busy_and_total(), sum(os.times()[:2])
+    except (OSError, ValueError):
+        return 0.0
+    if t1 <= t0:
+        return 0.0
+    elapsed_cores = (t1 - t0) / (os.cpu_count() or 1)  # jiffies per core in the window
+    return max(0.0, (b1 - b0) / elapsed_cores - (own1 - own0) / window)
+
+
 def set_threads(threads: int = 0, processes: int = 0) -> int:
     """torch's thread count: `threads`, else OMP_NUM_THREADS when set, else the available cores shared
-    among `processes` (default: the torchrun processes on this machine). Two processes that each take every core spin against each other
-    and run many times slower; one thread each on 2 cores ran two fine-tunings at 0.85x their solo speed."""
+    among `processes` (default: the torchrun processes on this machine) less the cores other processes
+    keep busy now. Threads that outnumber the free cores spin against the other processes: beside one busy
+    process a 2-thread `small` training step ran 3.8x slower than alone, a 1-thread step 2.1x slower
+    (`bench/contention.py`). When signbest chooses, training refits the count every epoch (`refit_threads`)."""
+    global _LOAD_AWARE_SHARE
     if not threads and not processes and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = int(os.environ["OMP_NUM_THREADS"])  # the user's (or torchrun's) own setting wins
+    if threads:
+        _LOAD_AWARE_SHARE = None
+        torch.set_num_threads(threads)
+        return threads
     processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    n = threads or max(1, available_cores() // max(processes, 1))
-    torch.set_num_threads(n)
+    _LOAD_AWARE_SHARE = max(1, available_cores() // max(processes, 1))
+    return refit_threads()
+
+
+def refit_threads() -> int:
+    """Fit torch's threads to the cores free now, up to this process's share; a no-op (returning the
+    current count) when the count was given by --threads or OMP_NUM_THREADS."""
+    if _LOAD_AWARE_SHARE is None:
+        return torch.get_num_threads()
+    free = available_cores() - round(busy_cores_elsewhere())
+    n = max(1, min(_LOAD_AWARE_SHARE, free))
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
     return n
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import fingerprint
 from . import distributed as dist_utils
 from ..checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ..runtime import MetricsLog, TimeBudget, autocast, progress_bar_kwargs
+from ..runtime import MetricsLog, TimeBudget, autocast, progress_bar_kwargs, refit_threads
 from .distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
     for epoch in range(start, loop.epochs):
         ddp.train()
         torch.manual_seed(loop.seed * 1000 + epoch * 10 + info.rank)  # dropout etc.: replayable on resume
+        if info.device.type == "cpu":
+            refit_threads()  # another process may have started or ended since the last epoch
         t0, sums = time.monotonic(), Counter()
         bar = tqdm(stage.batches(epoch), total=spe, desc=f"{stage.name} epoch {epoch + 1}/{loop.epochs}",
                    **progress_bar_kwargs(progress and info.main))
