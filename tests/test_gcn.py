@@ -36,7 +36,8 @@ def test_group_pooling_takes_the_max_over_each_named_group():
         gcn = PartGCN(part)
         x = torch.randn(7, max(max(g) for g in groups) + 1, 5)
         ref = torch.stack([x[:, g].amax(1) for g in groups], 1)  # (N, G, C)
-        assert torch.equal(gcn.pool_groups(x), ref)
+        assert torch.equal(gcn.pool_groups(x), ref)  # inference path
+        assert torch.equal(gcn.pool_groups(x.requires_grad_()), ref)  # training path
 
 
 def test_gcn_state_dict_keys_are_the_textbook_parameters():

@@ -140,8 +140,12 @@ class PartGCN(nn.Module):
         return self.out(x.amax(1))  # (N, out_dim)
 
     def pool_groups(self, x: torch.Tensor) -> torch.Tensor:
-        """Max-pool joints into groups: (N, J, C) -> (N, G, C). `max` (one winner per tie) rather than `amax`
-        (ties share the gradient): its backward is a scatter, not a comparison over every member."""
-        first = x[:, self.first_group].max(1, keepdim=True).values  # (N, 1, C)
-        runs = x[:, self.run_start:].unflatten(1, (-1, self.run_len)).max(2).values  # (N, G - 1, C)
-        return torch.cat([first, runs], 1)
+        """Max-pool joints into groups: (N, J, C) -> (N, G, C). In training `max` (one winner per tie) rather
+        than `amax` (ties share the gradient): its backward is a scatter, not a comparison over every member;
+        without gradients `amax`, which skips the indices."""
+        members = (x[:, self.first_group], x[:, self.run_start:].unflatten(1, (-1, self.run_len)))
+        if torch.is_grad_enabled() and x.requires_grad:
+            first, runs = members[0].max(1, keepdim=True).values, members[1].max(2).values
+        else:
+            first, runs = members[0].amax(1, keepdim=True), members[1].amax(2)
+        return torch.cat([first, runs], 1)  # (N, 1 + G - 1, C)
