@@ -28,8 +28,9 @@ def epoch_batches(dataset, batch_size: int, epoch: int, seed: int, shuffle: bool
                            for k in range(passes)])
     for s in range(0, (steps or num_batches(len(dataset), batch_size, drop_last)) * batch_size, batch_size):
         idx = order[s:s + batch_size][info.rank::info.world]
-        if len(idx):
-            yield to_device(collate([dataset[int(i)] for i in idx]), info.device)
+        if len(idx):  # a DeviceBatches makes the whole batch on the device; a dataset item by item
+            yield dataset.batch(idx, epoch) if hasattr(dataset, "batch") else \
+                to_device(collate([dataset[int(i)] for i in idx]), info.device)
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:

@@ -15,6 +15,7 @@ import torch
 from .. import fingerprint
 from ..config import section
 from ..data.dataset import ConcatSets
+from ..data.device_batches import DeviceBatches
 from ..data.protocol import SplitConfig, split_sets
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
@@ -43,6 +44,7 @@ class PretrainConfig:
     data_fraction: float = 1.0  # share of the pre-training clips used (table 8)
     heldout_fraction: float = 0.05  # share of the clips (at most 256) kept out of training to measure the loss
     bf16: bool = True  # bf16 autocast where the hardware supports it
+    device_batches: bool = False  # make whole batches on the device (GPU data path), not clip by clip
     seed: int = 0
 
     def __post_init__(self):
@@ -88,6 +90,7 @@ class PretrainStage(Stage):
     def __init__(self, model, config, pcfg: PretrainConfig, tokenizer, masking, train_set, held_set, info):
         super().__init__(model, config, Loop(pcfg.epochs, pcfg.seed, pcfg.grad_clip, pcfg.bf16, pcfg.time_budget_s), info)
         self.pcfg, self.tokenizer, self.masking, self.train_set, self.held_set = pcfg, tokenizer, masking, train_set, held_set
+        self.source = DeviceBatches(train_set, info.device) if pcfg.device_batches else train_set  # batches' maker
 
     def optimizer(self):
         return make_adam(self.model.parameters(), self.pcfg.lr, self.pcfg.weight_decay, self.info.device)
@@ -100,7 +103,7 @@ class PretrainStage(Stage):
 
     def batches(self, epoch: int):
         self.train_set.set_epoch(epoch)
-        return epoch_batches(self.train_set, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info,
+        return epoch_batches(self.source, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info,
                              steps=self.pcfg.steps_per_epoch)
 
     def loss(self, model, batch: dict):
