@@ -50,6 +50,24 @@ def fake_batch(b: int, t: int, cfg: ModelConfig, device) -> tuple[dict, dict]:
     return fake_clips(b, t, device), {k: v.to(device) for k, v in targets.items()}
 
 
+def device_batches(b: int, t: int, device):
+    """A maker of fresh batches from generated clips through DeviceBatches (kept alive with its folder)."""
+    import tempfile
+    from pathlib import Path
+
+    from signbest.data.dataset import SignDataset
+    from signbest.data.device_batches import DeviceBatches
+    from signbest.data.synth import generate
+    from signbest.models.masking import NOISE_DIM
+
+    tmp = tempfile.mkdtemp()
+    generate(Path(tmp), classes=20, signers=4, per_class=16, seed=0, progress=False)
+    fast = DeviceBatches(SignDataset(Path(tmp) / "manifest.csv", "train", num_frames=t, train=True,
+                                     noise_dim=NOISE_DIM, progress=False), device)
+    count = iter(range(10 ** 9))
+    return lambda: fast.batch(torch.randint(0, len(fast), (b,), device=device), next(count))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="paper")
@@ -57,6 +75,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--fp32", action="store_true", help="disable bf16 autocast")
+    ap.add_argument("--device-batches", action="store_true",
+                    help="make every step's batch with DeviceBatches from generated clips (the GPU data path) "
+                         "instead of reusing one batch: data making is then part of the step")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = section(load_config(args.config), "model", ModelConfig)
@@ -66,7 +87,12 @@ def main() -> None:
     batch, targets = fake_batch(args.batch, args.frames, cfg, device)
     use_bf16 = not args.fp32 and bf16_supported(device)
 
+    make = device_batches(args.batch, args.frames, device) if args.device_batches else None
+
     def step():
+        nonlocal batch
+        if make is not None:
+            batch = make()
         with autocast(device, use_bf16):
             loss, _, _ = model(batch, targets, masking(batch["frame_mask"], batch["noise"]))
         opt.zero_grad(set_to_none=True)
@@ -91,7 +117,8 @@ def main() -> None:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"device {device} ({torch.get_num_threads()} threads), config {args.config} ({params:.1f}M params), "
-          f"batch {args.batch} x {args.frames} frames, {'bf16 autocast' if use_bf16 else 'fp32'}")
+          f"batch {args.batch} x {args.frames} frames, {'bf16 autocast' if use_bf16 else 'fp32'}"
+          f"{', a fresh DeviceBatches batch every step' if args.device_batches else ', one batch reused'}")
     print(f"step median {1000 * med:.1f} ms -> {args.batch / med:.1f} sequences/s")
     print(f"model FLOPs/step {flops / 1e9:.1f} GFLOP -> {flops / med / 1e9:.1f} GFLOP/s; "
           f"matmul peak {peak / 1e9:.1f} GFLOP/s -> MFU {100 * flops / med / peak:.1f}%")
