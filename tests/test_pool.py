@@ -47,3 +47,22 @@ def test_pretraining_on_labelled_data_plus_a_pool_in_fixed_steps(synth_dir, tmp_
     train_tokenizer(cfg, data, tmp_path / "tok", progress=False)
     res = pretrain(cfg, data, tmp_path / "tok", tmp_path / "pre", progress=False)
     assert res["step"] == 10 and np.isfinite(res["loss"])  # the schedule is in steps, whatever the pool's size
+
+
+def test_data_fraction_shrinks_labelled_sets_and_keeps_pools_whole(synth_dir, tmp_path):
+    from signbest.config import section
+    from signbest.data.protocol import SplitConfig
+    from signbest.train.pretrain import PretrainConfig, load_pool
+
+    (tmp_path / "pool").mkdir()
+    for i in range(24):
+        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=10, seed=i)
+    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
+    data = [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+    sizes = {}
+    for fraction in (1.0, 0.25):
+        cfg = load_config("tiny", [f"pretrain.data_fraction={fraction}", "pretrain.heldout_fraction=0"])
+        train, _ = load_pool(data, section(cfg, "split", SplitConfig), section(cfg, "pretrain", PretrainConfig), False)
+        sizes[fraction] = [len(s) for s in train.sets]
+    assert sizes[0.25][1] == sizes[1.0][1] == 24  # the pool whole
+    assert sizes[0.25][0] == round(0.25 * sizes[1.0][0]) or abs(sizes[0.25][0] - 0.25 * sizes[1.0][0]) <= 1

@@ -41,7 +41,7 @@ class PretrainConfig:
     warmup_epochs: float = 6  # linear warm-up, then linear decay to zero at `epochs`
     grad_clip: float = 1.0  # max gradient norm (0 = off)
     steps_per_epoch: int = 0  # 0: one pass over the data; else this many steps (rows with pools of other sizes compare)
-    data_fraction: float = 1.0  # share of the pre-training clips used (table 8)
+    data_fraction: float = 1.0  # share of the labelled pre-training clips used (table 8); pools are used whole
     heldout_fraction: float = 0.05  # share of the clips (at most 256) kept out of training to measure the loss
     bf16: bool = True  # bf16 autocast where the hardware supports it
     device_batches: bool = False  # make whole batches on the device (GPU data path), not clip by clip
@@ -134,7 +134,9 @@ def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress
     train, held = [], []
     kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling, crop=pcfg.crop)
     for i, ds in split_sets(data, "train", split_cfg, train=True, progress=progress, **kw):
-        keep = seeded_share(len(ds), pcfg.data_fraction, pcfg.seed)
+        # The fraction shrinks labelled training sets (table 8's x-axis); unlabelled pools are used whole,
+        # so "WLASL at 25% plus the pool" is one setting.
+        keep = seeded_share(len(ds), pcfg.data_fraction if ds.labelled else 1.0, pcfg.seed)
         n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
         out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
         if out:  # the same clips, tested: centred windows, no augmentation (a copy sharing the loaded data)
