@@ -37,12 +37,24 @@ def label_modules(named: dict[str, torch.nn.Module]) -> None:
 def report(prof, device: torch.device, rows: int, calls: int) -> None:
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = prof.key_averages()
-    total = sum(getattr(e, key.replace("_total", "_total")) for e in events if not e.key.startswith("## "))
+    total = sum(getattr(e, key) for e in events if not e.key.startswith("## "))
     print(f"per call: {total / calls / 1000:.1f} ms of operator time")
     for e in sorted((e for e in events if e.key.startswith("## ")), key=lambda e: e.key):
         share = e.cpu_time_total if device.type == "cpu" else e.device_time_total
         print(f"  {e.key[3:]:<12} forward {share / calls / 1000:7.1f} ms")
     print(events.table(sort_by=key, row_limit=rows, max_name_column_width=48))
+
+
+def profiled(fn, title: str, args, device: torch.device) -> None:
+    """Two warm-up calls, then `args.steps` calls under the profiler, and the report."""
+    for _ in range(2):
+        fn()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(args.steps):
+            fn()
+    print(f"\n== {title}")
+    report(prof, device, args.rows, args.steps)
 
 
 def main() -> None:
@@ -56,7 +68,6 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_bf16 = not args.fp32 and bf16_supported(device)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     print(f"device {device}, {torch.get_num_threads()} threads, {'bf16 autocast' if use_bf16 else 'fp32'}")
     cfg = section(load_config(args.config), "model", ModelConfig)
     if "pretrain" in args.what:
@@ -74,13 +85,7 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        for _ in range(2):
-            step()
-        with profile(activities=acts) as prof:
-            for _ in range(args.steps):
-                step()
-        print(f"\n== pre-training step, config {args.config}, batch {args.batch} x 32 frames")
-        report(prof, device, args.rows, args.steps)
+        profiled(step, f"pre-training step, config {args.config}, batch {args.batch} x 32 frames", args, device)
     if "inference" in args.what:
         clf = build_classifier(load_config(args.config), 100).to(device).eval()
         label_modules({"hand GCN": clf.encoder.hand_gcn, "body GCN": clf.encoder.body_gcn, "blocks": clf.encoder.blocks})
@@ -89,13 +94,7 @@ def main() -> None:
         def infer():
             with torch.inference_mode(), autocast(device, use_bf16):
                 clf(many)
-        for _ in range(2):
-            infer()
-        with profile(activities=acts) as prof:
-            for _ in range(args.steps):
-                infer()
-        print(f"\n== inference, config {args.config}, batch 64 x 32 frames")
-        report(prof, device, args.rows, args.steps)
+        profiled(infer, f"inference, config {args.config}, batch 64 x 32 frames", args, device)
 
 
 if __name__ == "__main__":
