@@ -20,10 +20,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from signbest.predict import Predictor
-from signbest.serve import create_app
-
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+from signbest.serve import HEADLESS_CHROMIUM_FLAGS, create_app
 
 
 def main() -> None:
@@ -49,7 +46,7 @@ def main() -> None:
         except OSError:
             time.sleep(0.1)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=FLAGS)
+        browser = p.chromium.launch(executable_path=args.chromium, args=HEADLESS_CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1000, "height": 800})
         page.goto(url)
         page.wait_for_function("document.querySelector('#model').textContent.includes('glosses')")

@@ -163,9 +163,9 @@ def _browser():
 
 
 def _page(p):
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"])
+    from signbest.serve import HEADLESS_CHROMIUM_FLAGS
+
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_CHROMIUM_FLAGS)
     return browser, browser.new_page(viewport={"width": 1000, "height": 760})
 
 
