@@ -15,10 +15,10 @@ import torch
 
 from .config import section
 from .data import SignDataset, preprocess, read_manifest, write_manifest
-from .data.cache import clip_error
+from .data.cache import NothingReadable
 from .data.manifest import Clip
 from .data.pool import POSE_SUFFIXES
-from .pose import PARTS, PoseError, normalize, read_pose
+from .pose import PARTS
 from .tokens import load_tokenizer
 from .eval.fusion import softmax
 from .models.best import ModelConfig
@@ -138,9 +138,9 @@ class Predictor:
             failures = {str(i): errors[p] for i, p in enumerate(paths) if p in errors}
             try:
                 data = preprocess(manifest, use_cache=False, progress=False)  # one-off files: keep the cache clean
-            except PoseError:  # none readable: each file's own error
+            except NothingReadable as e:  # none readable: each file's own error
                 data = None
-                failures.update({c.clip_id: _error_of(c.pose_file) for c in manifest.clips})
+                failures.update(e.failures)
             if data is not None:
                 failures.update(data.failures)
                 ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
@@ -184,15 +184,6 @@ def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
     """(T, J, 2) joints -> nested lists with null for a missing joint (JSON has no NaN)."""
     return [[[round(float(x), 4), round(float(y), 4)] if m else None for (x, y), m in zip(f, fm)]
             for f, fm in zip(xy, mask)]
-
-
-def _error_of(path: Path) -> str:
-    """Why a file that preprocessing skipped could not be read (asked only when no input was readable)."""
-    try:
-        normalize(read_pose(path))
-    except Exception as e:  # noqa: BLE001 - reported, not raised
-        return clip_error(path, e)
-    return f"{path}: unreadable"
 
 
 def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64) -> list[dict]:

@@ -65,6 +65,14 @@ def clip_error(path: Path, e: Exception) -> str:
     return str(e) if isinstance(e, PoseError) else f"{path}: {type(e).__name__}: {e}"
 
 
+class NothingReadable(PoseError):
+    """No clip of a manifest could be read; `failures` maps each clip id to its error."""
+
+    def __init__(self, message: str, failures: dict[str, str]):
+        super().__init__(message)
+        self.failures = failures
+
+
 def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache: bool = True,
                progress: bool = True) -> PreprocessedSet:
     cfg = cfg or NormalizeConfig()
@@ -89,7 +97,8 @@ def preprocess(manifest: Manifest, cfg: NormalizeConfig | None = None, use_cache
         ids.append(clip.clip_id)
     if not ids:
         first = next(iter(failures.values()), "the manifest is empty")
-        raise PoseError(f"{manifest.path}: none of its {len(manifest.clips)} clips could be read; first error: {first}")
+        raise NothingReadable(f"{manifest.path}: none of its {len(manifest.clips)} clips could be read; first "
+                              f"error: {first}", failures)
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     result = PreprocessedSet(arrays, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), ids, failures)
     if use_cache:
