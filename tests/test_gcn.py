@@ -44,3 +44,10 @@ def test_gcn_state_dict_keys_are_the_textbook_parameters():
     keys = set(PartGCN("hand").state_dict())
     assert "joint_layers.0.linear.weight" in keys and "joint_layers.0.residual.weight" in keys
     assert not any("adjacency" in k or "reach" in k or "first_group" in k for k in keys)  # rebuilt from the graph
+
+
+def test_a_batch_without_any_present_part_gives_an_empty_embedding_and_gradient():
+    x = torch.zeros(0, 21, 3, requires_grad=True)  # a batch in which no hand was detected
+    y = PartGCN("hand", 32, (8, 8, 16), (16, 24))(x)
+    y.sum().backward()
+    assert y.shape == (0, 32) and x.grad.shape == (0, 21, 3)
