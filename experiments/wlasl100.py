@@ -94,10 +94,13 @@ def training_seconds(folder: Path, stage: str) -> float | None:
     import csv
 
     log = Path(folder) / f"{stage}_metrics.csv"
-    if not log.exists():  # a k-means tokenizer: fitted, not trained in epochs
+    if not log.exists():
         return None
     with open(log, newline="") as f:
-        return sum(float(r["train_s"] or 0) for r in csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    if not rows or "train_s" not in rows[0]:  # a k-means tokenizer: fitted, not trained in epochs
+        return None
+    return sum(float(r["train_s"] or 0) for r in rows)
 
 
 def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -> dict:

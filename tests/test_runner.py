@@ -88,3 +88,16 @@ def test_data_scale_plot_places_pool_rows_past_the_labelled_curve(tmp_path):
     assert points["curve"] == [(300, 50.5), (1200, 60.5)]  # mean over seeds, ordered by clips
     assert points["pool"] == {"best+pool": (10800, 64.5)}
     assert (tmp_path / "scale.png").stat().st_size > 5000
+
+
+def test_stage_times_come_from_epoch_logs_and_a_fitted_kmeans_has_none(tmp_path):
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "tokenizer_metrics.csv").write_text("epoch,inertia_hand\n1,0.05\n")  # k-means: no train_s
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "pre" / "pretrain_metrics.csv").write_text("epoch,loss,train_s\n1,4.0,30.5\n2,3.0,29.5\n")
+    assert wlasl100.training_seconds(tmp_path / "tok", "tokenizer") is None
+    assert wlasl100.training_seconds(tmp_path / "pre", "pretrain") == 60.0
+    assert wlasl100.training_seconds(tmp_path / "missing", "finetune") is None
