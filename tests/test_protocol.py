@@ -167,3 +167,20 @@ def test_rows_share_the_stages_whose_settings_they_share(synth_dir, tmp_path):
     pretrain(recipe, data, tmp_path / "tok", tmp_path / "pre", progress=False)
     with pytest.raises(FingerprintError, match=r"config\.masking\."):
         pretrain(rmask, data, tmp_path / "tok", tmp_path / "pre", progress=False)
+
+
+def test_upstream_folders_are_identified_by_their_fingerprints_not_their_paths(synth_dir, tmp_path, monkeypatch):
+    data = [synth_dir / "manifest.csv"]
+    cfg = load_config("wlasl-best", ["tokenizer.epochs=1", "pretrain.epochs=1"], base="tiny")
+    train_tokenizer(cfg, data, tmp_path / "tok", progress=False)
+    pretrain(cfg, data, tmp_path / "tok", tmp_path / "pre", progress=False)
+    monkeypatch.chdir(tmp_path)
+    pretrain(cfg, data, "tok", tmp_path / "pre", progress=False)  # the same tokenizer, named relatively
+    ft = load_config("wlasl-best", ["finetune.epochs=1"], base="tiny")
+    finetune(ft, data[0], tmp_path / "ft", tmp_path / "pre", progress=False)
+    finetune(ft, data[0], tmp_path / "ft", "pre", progress=False)  # and the pre-trained folder
+    shutil.copytree(tmp_path / "tok", tmp_path / "other")
+    fp = tmp_path / "other" / "fingerprint.json"
+    fp.write_text(fp.read_text().replace('"seed": 0', '"seed": 7', 1))  # another tokenizer run
+    with pytest.raises(FingerprintError, match="tokenizer"):
+        pretrain(cfg, data, tmp_path / "other", tmp_path / "pre", progress=False)

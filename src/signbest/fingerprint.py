@@ -58,15 +58,21 @@ def folder_digest(folder) -> str | None:
 # tokenizer kind and seed reuses one tokenizer, and a fine-tuning recipe change reuses pre-training.
 # A stage not listed records its whole config.
 STAGE_SECTIONS = {"tokenizer": ("tokenizer", "split"),
-                  "pretrain": ("tokenizer", "tokenizer_dir", "model", "masking", "pretrain", "split")}
+                  "pretrain": ("tokenizer", "model", "masking", "pretrain", "split")}
+
+
+# Config entries that name an upstream folder: its digest identifies it, wherever and however it is named.
+UPSTREAM_PATHS = ("tokenizer_dir", "pretrained")
 
 
 def scoped(fp: dict) -> dict:
-    """`fp` with its config cut to the sections its stage reads (old runs recorded the whole config)."""
-    keep = STAGE_SECTIONS.get(fp.get("stage"))
-    if keep is None or not isinstance(fp.get("config"), dict):
+    """`fp` with its config cut to the sections its stage reads (old runs recorded the whole config) and
+    without the paths of the folders it builds on."""
+    if not isinstance(fp.get("config"), dict):
         return fp
-    return {**fp, "config": {k: v for k, v in fp["config"].items() if k in keep}}
+    keep = STAGE_SECTIONS.get(fp.get("stage"))
+    return {**fp, "config": {k: v for k, v in fp["config"].items()
+                             if (keep is None or k in keep) and k not in UPSTREAM_PATHS}}
 
 
 def make(stage: str, config: dict, data: list, **upstream) -> dict:
