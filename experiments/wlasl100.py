@@ -6,6 +6,8 @@ the summary gives mean +- std over seeds and paired differences against scratch 
     python experiments/wlasl100.py --size small --rows scratch best --seeds 0 1 2
     python experiments/wlasl100.py --size small --rows kmeans vq mask-hand mask-body regression rmask --seeds 0 1
     python experiments/wlasl100.py --size small --rows best --fractions 0.25 0.5 0.75   # table 8
+    python experiments/wlasl100.py --size small --rows best best+pool --fractions 0.25 0.5 \
+        --pool ../shared/data/webcam-pool/metadata.csv    # table 8 past 100%: WLASL at 25/50% + the pool
     python experiments/wlasl100.py --data runs/wlasl100-signer.csv --rows scratch best  # signer-independent
     python experiments/wlasl100.py --size small --rows scratch best --jobs 3  # rows in parallel (GPU machine)
     python experiments/wlasl100.py --size small --rows best+pool best+pool-only --seeds 0 1 2 \
@@ -74,6 +76,8 @@ def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     if pool:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
         cfg["pretrain"]["steps_per_epoch"] = times * labelled_steps(args.data, json.dumps([cfg["pretrain"], cfg.get("split")], sort_keys=True))
         cfg["row"]["label"] += {"pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
+        if "@" in row:  # a share of the labelled clips plus the whole pool
+            cfg["row"]["label"] += f", {row.split('@')[1]}% of the labelled clips"
     return cfg
 
 
@@ -130,6 +134,13 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
     return result
 
 
+def fraction_rows(rows: list[str], fractions: list[float], overrides: list[str]) -> list[tuple[str, list[str]]]:
+    """Table 8's rows: each BEST row (`best`, `best+pool`, ...; `best` when none is asked for) pre-trained on
+    a share of the labelled clips; a pool row keeps the whole pool (`best+pool@25`: WLASL at 25% + the pool)."""
+    bases = [r for r in rows if parse_row(r)[0] == "best"] or ["best"]
+    return [(f"{base}@{int(f * 100)}", overrides + [f"pretrain.data_fraction={f}"]) for f in fractions for base in bases]
+
+
 def settings_of(args) -> dict:
     return {"data": str(args.data), "pool": [str(p) for p in args.pool], "size": args.size, "overrides": list(args.overrides)}
 
@@ -164,8 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out) / args.size
-    rows = [(row, args.overrides) for row in args.rows]
-    rows += [(f"best@{int(f * 100)}", args.overrides + [f"pretrain.data_fraction={f}"]) for f in args.fractions]
+    rows = [(row, args.overrides) for row in args.rows] + fraction_rows(args.rows, args.fractions, args.overrides)
     jobs = [(row, seed, ov) for seed in args.seeds for row, ov in rows]
     results = earlier_results(out, args, {(row, seed) for row, seed, _ in jobs})
 

@@ -101,3 +101,13 @@ def test_stage_times_come_from_epoch_logs_and_a_fitted_kmeans_has_none(tmp_path)
     assert wlasl100.training_seconds(tmp_path / "tok", "tokenizer") is None
     assert wlasl100.training_seconds(tmp_path / "pre", "pretrain") == 60.0
     assert wlasl100.training_seconds(tmp_path / "missing", "finetune") is None
+
+
+def test_fraction_rows_follow_each_best_row_and_keep_the_pool_whole():
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    rows = wlasl100.fraction_rows(["scratch", "best", "best+pool"], [0.25], ["x.y=1"])
+    assert rows == [("best@25", ["x.y=1", "pretrain.data_fraction=0.25"]),
+                    ("best+pool@25", ["x.y=1", "pretrain.data_fraction=0.25"])]
+    assert [r for r, _ in wlasl100.fraction_rows(["scratch"], [0.5], [])] == ["best@50"]  # as before
