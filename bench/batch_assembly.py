@@ -7,17 +7,13 @@ Usage: python bench/batch_assembly.py [--batch 32 256] [--batches 20]
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
+from bench_common import generated_training_set
 from signbest.data.batches import collate, to_device
-from signbest.data.dataset import SignDataset
 from signbest.data.device_batches import DeviceBatches
-from signbest.data.synth import generate
-from signbest.models.masking import NOISE_DIM
 
 
 def rate(make, batch: int, batches: int, device: torch.device) -> float:
@@ -38,20 +34,17 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20)
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp), classes=20, signers=4, per_class=16, seed=0, progress=False)
-        ds = SignDataset(Path(tmp) / "manifest.csv", "train", num_frames=32, train=True, noise_dim=NOISE_DIM,
-                         progress=False)
-        fast = DeviceBatches(ds, device)
-        n = len(ds)
-        print(f"{n} generated training clips, device {device}, {torch.get_num_threads()} threads")
-        print("| batch | per-clip path (seq/s) | DeviceBatches (seq/s) |")
-        print("|---|---|---|")
-        for b in args.batch:
-            pick = lambda k: torch.randint(0, n, (b,), generator=torch.Generator().manual_seed(k))
-            slow = rate(lambda k: to_device(collate([ds[int(i)] for i in pick(k)]), device), b, max(2, args.batches // 4), device)
-            quick = rate(lambda k: fast.batch(pick(k).to(device), k), b, args.batches, device)
-            print(f"| {b} | {slow:,.0f} | {quick:,.0f} |")
+    ds = generated_training_set(32)
+    fast = DeviceBatches(ds, device)
+    n = len(ds)
+    print(f"{n} generated training clips, device {device}, {torch.get_num_threads()} threads")
+    print("| batch | per-clip path (seq/s) | DeviceBatches (seq/s) |")
+    print("|---|---|---|")
+    for b in args.batch:
+        pick = lambda k: torch.randint(0, n, (b,), generator=torch.Generator().manual_seed(k))
+        slow = rate(lambda k: to_device(collate([ds[int(i)] for i in pick(k)]), device), b, max(2, args.batches // 4), device)
+        quick = rate(lambda k: fast.batch(pick(k).to(device), k), b, args.batches, device)
+        print(f"| {b} | {slow:,.0f} | {quick:,.0f} |")
 
 
 if __name__ == "__main__":

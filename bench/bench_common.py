@@ -14,3 +14,18 @@ def fake_clips(b: int, t: int, device: torch.device, seed: int = 0) -> dict[str,
              "right_mask": torch.ones(b, t, 21, dtype=torch.bool), "frame_mask": torch.ones(b, t, dtype=torch.bool),
              "noise": torch.rand(b, t, NOISE_DIM, generator=g)}
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def generated_training_set(num_frames: int = 32):
+    """The training clips of a generated set (20 signs, 4 signers), loaded into memory as a SignDataset that
+    draws MUM noise: real clip lengths and part presence for data-path benchmarks, no download."""
+    import tempfile
+    from pathlib import Path
+
+    from signbest.data.dataset import SignDataset
+    from signbest.data.synth import generate
+
+    with tempfile.TemporaryDirectory() as tmp:  # the clips are preprocessed into memory before it goes
+        generate(Path(tmp), classes=20, signers=4, per_class=16, seed=0, progress=False)
+        return SignDataset(Path(tmp) / "manifest.csv", "train", num_frames=num_frames, train=True,
+                           noise_dim=NOISE_DIM, progress=False)

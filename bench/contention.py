@@ -30,9 +30,10 @@ def child(config: str, steps: int) -> None:
     from signbest.runtime import autocast
     from signbest.train.engine import make_adam
 
-    from signbest.runtime import set_threads
+    from signbest.runtime import refit_threads, set_threads
 
-    set_threads()  # OMP_NUM_THREADS when the setting gives it, else signbest's load-aware choice
+    set_threads()  # OMP_NUM_THREADS when the setting gives it, else signbest's share of the cores
+    refit_threads()  # what training does before each epoch: fit the share to the cores free now
     model = build_classifier(load_config(config), 100).train()
     opt = make_adam(model.parameters(), 1e-4, 0.01, torch.device("cpu"))
     batch, labels = fake_clips(32, 32, torch.device("cpu")), torch.randint(0, 100, (32,))
@@ -75,7 +76,7 @@ def main() -> None:
                                                   {"OMP_WAIT_POLICY": "PASSIVE"})]
     if cores > 1:
         settings.append((f"{cores - 1} threads (one core left to the other process)", cores - 1, {}))
-    settings.append(("signbest's default: the free cores, measured at start", 0, {}))
+    settings.append(("signbest's default: the free cores, measured before training", 0, {}))
     alone = {name: measure(args.config, args.steps, n, env) for name, n, env in settings}
     busy = subprocess.Popen([sys.executable, "-c", BUSY], env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
-from bench_common import fake_clips
+from bench_common import fake_clips, generated_training_set
 from signbest.models.masking import MaskingConfig, MUMMasking
 from signbest.runtime import autocast, bf16_supported
 from signbest.train.engine import make_adam
@@ -51,19 +51,10 @@ def fake_batch(b: int, t: int, cfg: ModelConfig, device) -> tuple[dict, dict]:
 
 
 def device_batches(b: int, t: int, device):
-    """A maker of fresh batches from generated clips through DeviceBatches (kept alive with its folder)."""
-    import tempfile
-    from pathlib import Path
-
-    from signbest.data.dataset import SignDataset
+    """A maker of fresh batches of generated clips through DeviceBatches."""
     from signbest.data.device_batches import DeviceBatches
-    from signbest.data.synth import generate
-    from signbest.models.masking import NOISE_DIM
 
-    tmp = tempfile.mkdtemp()
-    generate(Path(tmp), classes=20, signers=4, per_class=16, seed=0, progress=False)
-    fast = DeviceBatches(SignDataset(Path(tmp) / "manifest.csv", "train", num_frames=t, train=True,
-                                     noise_dim=NOISE_DIM, progress=False), device)
+    fast = DeviceBatches(generated_training_set(t), device)
     count = iter(range(10 ** 9))
     return lambda: fast.batch(torch.randint(0, len(fast), (b,), device=device), next(count))
 

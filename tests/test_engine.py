@@ -113,25 +113,35 @@ def test_schedules():
     assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
 
 
-def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch):
+def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch, synth_dir, tmp_path):
     import torch
 
     from signbest import runtime
+    from signbest.config import load_config
+    from signbest.train.finetune import finetune
 
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         monkeypatch.setattr(runtime, "available_cores", lambda: 4)
+
+        def not_at_start(window=0.2):
+            raise AssertionError("the load is measured before training epochs, not at start-up")
+        monkeypatch.setattr(runtime, "busy_cores_elsewhere", not_at_start)
+        assert runtime.set_threads() == 4 and runtime.set_threads(processes=2) == 2  # the share, no wait
         monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 1.2)
-        assert runtime.set_threads() == 3  # one core busy elsewhere
-        assert runtime.set_threads(processes=2) == 2  # this process's share is the cap
+        assert runtime.set_threads() == 4 and runtime.refit_threads() == 3  # one core busy elsewhere
         monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 3.9)
         assert runtime.refit_threads() == 1  # never fewer than one
+        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 2.0)
+        runtime.set_threads()
+        finetune(load_config("tiny", ["finetune.epochs=1"]), synth_dir / "manifest.csv", tmp_path / "ft", progress=False)
+        assert torch.get_num_threads() == 2  # the training loop refitted the count before its epoch
         assert runtime.set_threads(threads=3) == 3 and runtime.refit_threads() == 3  # the user's count is kept
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert runtime.set_threads() == 2 and runtime.refit_threads() == 2
     finally:
-        torch.set_num_threads(before)
+        runtime.set_threads(threads=before)  # also leaves signbest's own choice off for the other tests
 
 
 def test_a_spinning_process_counts_as_a_busy_core():

@@ -83,7 +83,8 @@ def set_threads(threads: int = 0, processes: int = 0) -> int:
     among `processes` (default: the torchrun processes on this machine) less the cores other processes
     keep busy now. Threads that outnumber the free cores spin against the other processes: beside one busy
     process a 2-thread `small` training step ran 3.8x slower than alone, a 1-thread step 2.1x slower
-    (`bench/contention.py`). When signbest chooses, training refits the count every epoch (`refit_threads`)."""
+    (`bench/contention.py`). When signbest chooses, training fits the count to the free cores before every
+    epoch (`refit_threads`, 0.2 s); commands that do not train (and `--help`) never wait for a measurement."""
     global _LOAD_AWARE_SHARE
     if not threads and not processes and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = int(os.environ["OMP_NUM_THREADS"])  # the user's (or torchrun's) own setting wins
@@ -93,7 +94,8 @@ def set_threads(threads: int = 0, processes: int = 0) -> int:
         return threads
     processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     _LOAD_AWARE_SHARE = max(1, available_cores() // max(processes, 1))
-    return refit_threads()
+    torch.set_num_threads(_LOAD_AWARE_SHARE)  # the load is measured where it pays: before each training epoch
+    return _LOAD_AWARE_SHARE
 
 
 def refit_threads() -> int:

@@ -37,11 +37,11 @@ class DeviceBatches:
         for s in sets:
             for k in ARRAYS:
                 arrays[k].append(torch.from_numpy(s.data.arrays[k]))
-            offsets = torch.from_numpy(s.data.offsets)
-            starts.append(offsets[torch.from_numpy(s.rows)] + base)
-            lengths.append(offsets[1:][torch.from_numpy(s.rows)] - offsets[torch.from_numpy(s.rows)])
-            labels.append(torch.tensor([c.label for c in s.clips], dtype=torch.long))
-            base += int(offsets[-1])
+            rows = torch.from_numpy(s.rows)
+            starts.append(torch.from_numpy(s.data.offsets)[rows] + base)
+            lengths.append(torch.from_numpy(s.data.lengths())[rows])
+            labels.append(torch.from_numpy(s.labels))
+            base += int(s.data.offsets[-1])
         self.arrays = {k: torch.cat(v).to(self.device) for k, v in arrays.items()}  # (sum T, J, ...) each
         self.starts, self.lengths = torch.cat(starts).to(self.device), torch.cat(lengths).to(self.device)  # (N,)
         self.labels = torch.cat(labels).to(self.device)
