@@ -2,8 +2,11 @@
 say whether a difference is larger than the seed-to-seed spread.
 
 A result is one dict per (row, seed): {"row", "seed", "label", "selected_epoch", "<split>": metrics,
-"<stage>_s": seconds}. A paired difference uses the seeds both rows have; it is called *clear* when every
-seed's difference has the same sign and the mean is more than two standard errors from zero.
+"<stage>_s": seconds}. A paired difference uses the seeds both rows have; it is called *clear* (larger
+than the spread) when every seed's difference has the same sign, the mean is more than two standard errors
+from zero, and the mean is larger than the seed-to-seed spread of either row (the std of its own results
+over all its seeds). The last condition matters with two seeds: two equal differences have a std of zero,
+and a difference of two clips would otherwise count as clear.
 """
 from __future__ import annotations
 
@@ -48,13 +51,16 @@ def paired(results: list[dict], reference: str, split: str = "val", metric: str 
     if reference not in rows:
         return {}
     ref = {r["seed"]: r[split][metric] for r in rows[reference] if split in r}
+    ref_sd = spread(list(ref.values()))["std"] if ref else 0.0
     out = {}
     for row, rs in rows.items():
         diffs = [r[split][metric] - ref[r["seed"]] for r in rs if row != reference and r["seed"] in ref and split in r]
         if diffs:
             s = spread(diffs)
             same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
-            s["clear"] = bool(len(diffs) > 1 and same_sign and abs(s["mean"]) > 2 * s["std"] / math.sqrt(len(diffs)))
+            row_sd = spread([r[split][metric] for r in rs if split in r])["std"]
+            s["clear"] = bool(len(diffs) > 1 and same_sign and abs(s["mean"]) > 2 * s["std"] / math.sqrt(len(diffs))
+                              and abs(s["mean"]) > max(row_sd, ref_sd))
             out[row] = {**s, "diffs": diffs}
     return out
 
