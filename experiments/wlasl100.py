@@ -81,15 +81,28 @@ def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     return cfg
 
 
-def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
-    """The row's tokenizer folder (one per kind, data and seed), trained first if needed; None if it uses none."""
+def tokenizer_dir(cfg: dict, args, row: str, seed: int) -> Path | None:
+    """The row's tokenizer folder (one per kind, data and seed); None if the row uses none."""
     if not cfg["row"]["pretrain"] or cfg["model"].get("objective", "token") != "token":
         return None
     pool = parse_row(row)[1]
-    tok_dir = Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}{'+' + pool if pool else ''}-seed{seed}"
-    pretrain_data = pretrain_data_of(row, args)
-    train_tokenizer(cfg, pretrain_data, tok_dir, progress=not args.quiet, overwrite=args.overwrite)
+    return Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}{'+' + pool if pool else ''}-seed{seed}"
+
+
+def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
+    """The row's tokenizer folder, trained first if needed; None if it uses none."""
+    tok_dir = tokenizer_dir(cfg, args, row, seed)
+    if tok_dir is not None:
+        train_tokenizer(cfg, pretrain_data_of(row, args), tok_dir, progress=not args.quiet, overwrite=args.overwrite)
     return tok_dir
+
+
+def run_tokenizer(row: str, seed: int, args, overrides: list[str], threads: int = 0) -> None:
+    """ensure_tokenizer in a worker process of --jobs."""
+    if threads:
+        from signbest.runtime import set_threads
+        set_threads(threads)
+    ensure_tokenizer(row_config(row, args, overrides, seed), args, row, seed)
 
 
 def training_seconds(folder: Path, stage: str) -> float | None:
@@ -190,13 +203,19 @@ def main() -> None:
         for row, seed, ov in jobs:
             record(run_row(row, seed, args, ov))
     else:
-        for row, seed, ov in jobs:  # tokenizers first: rows sharing one must not train it twice at once
-            ensure_tokenizer(row_config(row, args, ov, seed), args, row, seed)
         from signbest.runtime import available_cores
         threads = max(1, available_cores() // args.jobs)  # rows side by side must not oversubscribe the cores
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs]
+            # Each distinct tokenizer is trained once, in parallel with the others and with the rows that
+            # need none; rows sharing a tokenizer start when it is done, so none is trained twice at once.
+            needs = {(row, seed): tokenizer_dir(row_config(row, args, ov, seed), args, row, seed) for row, seed, ov in jobs}
+            first = {d: (row, seed, ov) for (row, seed, ov) in jobs if (d := needs[row, seed]) is not None}
+            tokenizers = [pool.submit(run_tokenizer, row, seed, args, ov, threads) for d, (row, seed, ov) in first.items()]
+            futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs if needs[row, seed] is None]
+            for fut in tokenizers:
+                fut.result()
+            futures += [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs if needs[row, seed] is not None]
             for fut in as_completed(futures):
                 record(fut.result())
     if args.fractions or any("+pool" in r for r in args.rows):

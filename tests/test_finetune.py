@@ -27,6 +27,18 @@ def finetuned(tmp_path_factory):
     return out, finetune(cfg, data, out, progress=False), data.parent
 
 
+def test_pre_ln_encoders_load_only_into_pre_ln_classifiers():
+    pre_ln = section(load_config("tiny", ["model.norm_first=true"]), "model", ModelConfig)
+    post_ln = section(load_config("tiny"), "model", ModelConfig)
+    pre = BESTPretrainer(pre_ln)
+    assert {"encoder.blocks.norm.weight", "encoder.blocks.norm.bias"} <= set(pre.state_dict())  # the final LN
+    SignClassifier(pre_ln, 5, HeadConfig()).load_pretrained_encoder(pre.state_dict())
+    with pytest.raises(ValueError, match="blocks.norm"):  # block types differ: refused, not half-loaded
+        SignClassifier(post_ln, 5, HeadConfig()).load_pretrained_encoder(pre.state_dict())
+    with pytest.raises(ValueError, match="blocks.norm"):
+        SignClassifier(pre_ln, 5, HeadConfig()).load_pretrained_encoder(BESTPretrainer(post_ln).state_dict())
+
+
 @pytest.mark.parametrize("head", ["attention", "mlp"])
 def test_loading_a_pretrained_encoder_leaves_exactly_the_head_missing(head):
     mcfg = section(load_config("tiny"), "model", ModelConfig)

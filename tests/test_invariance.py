@@ -1,6 +1,7 @@
 """Invariants of the model's contract: what the encoder must not see, what coupling means, what MUM masks."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from signbest.config import load_config, section
@@ -16,13 +17,17 @@ def _batch(synth_dir, n=6, frames=24):
     return collate([ds[i] for i in range(n)])
 
 
-def _encoder():
+def _encoder(norm_first=False):
     torch.manual_seed(0)
-    return BESTEncoder(section(load_config("tiny"), "model", ModelConfig)).eval()
+    return BESTEncoder(section(load_config("tiny", [f"model.norm_first={str(norm_first).lower()}"]), "model", ModelConfig)).eval()
 
 
-def test_a_masked_parts_joints_change_nothing(synth_dir):
-    enc, batch = _encoder(), _batch(synth_dir)
+BLOCKS = pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
+
+
+@BLOCKS
+def test_a_masked_parts_joints_change_nothing(synth_dir, norm_first):
+    enc, batch = _encoder(norm_first), _batch(synth_dir)
     part_mask = torch.zeros(*batch["frame_mask"].shape, 3, dtype=torch.bool)
     part_mask[:, 3:9, 1] = True  # the right hand of six frames
     part_mask[:, 5, 2] = True  # and the body of one
@@ -37,8 +42,9 @@ def test_a_masked_parts_joints_change_nothing(synth_dir):
         assert not torch.equal(a, enc(moved, part_mask))
 
 
-def test_padding_content_changes_nothing(synth_dir):
-    enc, batch = _encoder(), _batch(synth_dir, frames=64)  # synthetic clips are shorter: padded
+@BLOCKS
+def test_padding_content_changes_nothing(synth_dir, norm_first):
+    enc, batch = _encoder(norm_first), _batch(synth_dir, frames=64)  # synthetic clips are shorter: padded
     valid = batch["frame_mask"]
     assert (~valid).any()
     with torch.no_grad():

@@ -85,7 +85,8 @@ def make(stage: str, config: dict, data: list, **upstream) -> dict:
 # Settings added after runs were made, with the value those runs used: a run recorded without the key
 # matches a new run at exactly this value (and no other). Add a key here only when its new default
 # reproduces the old behaviour bit for bit.
-ADDED_LATER = {"config.finetune.schedule": "step", "config.pretrain.device_batches": False}
+ADDED_LATER = {"config.finetune.schedule": "step", "config.pretrain.device_batches": False,
+               "config.model.norm_first": False}
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -34,6 +34,7 @@ class ModelConfig:
     hand_codes: int = 1000  # size of the tokenizer's hand vocabulary (MUM head W1)
     body_codes: int = 500  # size of the body vocabulary (MUM head W2)
     objective: str = "token"  # token (cross-entropy on tokenizer ids) | regression (masked coordinates, L1)
+    norm_first: bool = False  # pre-LN blocks + a final LayerNorm (off: the paper's post-LN BERT blocks)
 
     def __post_init__(self):
         self.gcn_widths, self.gcn_pooled_widths = tuple(self.gcn_widths), tuple(self.gcn_pooled_widths)
@@ -70,8 +71,10 @@ class BESTEncoder(nn.Module):
         self.register_buffer("position", sinusoidal_table(cfg.max_frames, cfg.dim), persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu",
-                                           batch_first=True, norm_first=False)  # post-LN BERT blocks
-        self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+                                           batch_first=True, norm_first=cfg.norm_first)
+        # Pre-LN blocks leave their residual stream unnormalised: a final LayerNorm closes them.
+        self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False,
+                                            norm=nn.LayerNorm(cfg.dim) if cfg.norm_first else None)
         use_fast_dropout(self)  # the GCNs' and the blocks' dropouts too (attention-weight dropout stays torch's)
 
     def embed(self, batch: dict, joint_drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
