@@ -35,9 +35,12 @@ def label_modules(named: dict[str, torch.nn.Module]) -> None:
 
 
 def report(prof, device: torch.device, rows: int, calls: int) -> None:
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"  # torch >= 2.4 names
     events = prof.key_averages()
-    total = sum(getattr(e, key) for e in events if not e.key.startswith("## "))
+    if device.type == "cuda":  # kernels only: an operator's device time repeats its kernels' time
+        total = sum(e.self_device_time_total for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    else:
+        total = sum(e.self_cpu_time_total for e in events if not e.key.startswith("## "))
     print(f"per call: {total / calls / 1000:.1f} ms of operator time")
     for e in sorted((e for e in events if e.key.startswith("## ")), key=lambda e: e.key):
         share = e.cpu_time_total if device.type == "cpu" else e.device_time_total
