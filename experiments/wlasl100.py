@@ -97,6 +97,14 @@ def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
     return tok_dir
 
 
+def tokenizer_plan(jobs: list[tuple], dirs: list[Path | None]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Split --jobs work by tokenizer: (one job per distinct tokenizer folder, to train it; the jobs that need
+    none, free to start at once; the jobs that need one, to start when it is trained). `dirs[i]` is job i's."""
+    first = {d: job for job, d in zip(jobs, dirs) if d is not None}
+    return (list(first.values()), [j for j, d in zip(jobs, dirs) if d is None],
+            [j for j, d in zip(jobs, dirs) if d is not None])
+
+
 def run_tokenizer(row: str, seed: int, args, overrides: list[str], threads: int = 0) -> None:
     """ensure_tokenizer in a worker process of --jobs."""
     if threads:
@@ -209,13 +217,13 @@ def main() -> None:
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
             # Each distinct tokenizer is trained once, in parallel with the others and with the rows that
             # need none; rows sharing a tokenizer start when it is done, so none is trained twice at once.
-            needs = {(row, seed): tokenizer_dir(row_config(row, args, ov, seed), args, row, seed) for row, seed, ov in jobs}
-            first = {d: (row, seed, ov) for (row, seed, ov) in jobs if (d := needs[row, seed]) is not None}
-            tokenizers = [pool.submit(run_tokenizer, row, seed, args, ov, threads) for d, (row, seed, ov) in first.items()]
-            futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs if needs[row, seed] is None]
+            dirs = [tokenizer_dir(row_config(row, args, ov, seed), args, row, seed) for row, seed, ov in jobs]
+            train, free, waiting = tokenizer_plan(jobs, dirs)
+            tokenizers = [pool.submit(run_tokenizer, row, seed, args, ov, threads) for row, seed, ov in train]
+            futures = [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in free]
             for fut in tokenizers:
                 fut.result()
-            futures += [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in jobs if needs[row, seed] is not None]
+            futures += [pool.submit(run_row, row, seed, args, ov, threads) for row, seed, ov in waiting]
             for fut in as_completed(futures):
                 record(fut.result())
     if args.fractions or any("+pool" in r for r in args.rows):

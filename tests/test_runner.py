@@ -111,3 +111,18 @@ def test_fraction_rows_follow_each_best_row_and_keep_the_pool_whole():
     assert rows == [("best@25", ["x.y=1", "pretrain.data_fraction=0.25"]),
                     ("best+pool@25", ["x.y=1", "pretrain.data_fraction=0.25"])]
     assert [r for r, _ in wlasl100.fraction_rows(["scratch"], [0.5], [])] == ["best@50"]  # as before
+
+
+def test_each_shared_tokenizer_is_trained_once_and_rows_without_one_start_at_once():
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    jobs = [("scratch", 0, []), ("best", 0, []), ("kmeans", 0, []), ("best", 1, []), ("regression", 0, [])]
+    tok = Path("tok")
+    dirs = [None, tok / "coupled-0", tok / "kmeans-0", tok / "coupled-1", None]
+    jobs.append(("mask-hand", 0, []))  # shares best seed 0's tokenizer
+    dirs.append(tok / "coupled-0")
+    train, free, waiting = wlasl100.tokenizer_plan(jobs, dirs)
+    assert len(train) == 3 and len({dirs[jobs.index(j)] for j in train}) == 3  # one job per distinct folder
+    assert free == [("scratch", 0, []), ("regression", 0, [])]
+    assert waiting == [j for j, d in zip(jobs, dirs) if d is not None]  # every row needing one waits for it
