@@ -85,8 +85,9 @@ def tokenizer_dir(cfg: dict, args, row: str, seed: int) -> Path | None:
     """The row's tokenizer folder (one per kind, data and seed); None if the row uses none."""
     if not cfg["row"]["pretrain"] or cfg["model"].get("objective", "token") != "token":
         return None
-    pool = parse_row(row)[1]
-    return Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}{'+' + pool if pool else ''}-seed{seed}"
+    pool, share = parse_row(row)[1], cfg["tokenizer"].get("data_fraction", 1.0)
+    at = f"@{round(share * 100)}" if share < 1 else ""
+    return Path(args.out) / args.size / f"tokenizer-{cfg['tokenizer']['kind']}{'+' + pool if pool else ''}{at}-seed{seed}"
 
 
 def ensure_tokenizer(cfg: dict, args, row: str, seed: int) -> Path | None:
@@ -159,25 +160,35 @@ def fraction_rows(rows: list[str], fractions: list[float], overrides: list[str])
     """Table 8's rows: each BEST row (`best`, `best+pool`, ...; `best` when none is asked for) pre-trained on
     a share of the labelled clips; a pool row keeps the whole pool (`best+pool@25`: WLASL at 25% + the pool)."""
     bases = [r for r in rows if parse_row(r)[0] == "best"] or ["best"]
-    return [(f"{base}@{int(f * 100)}", overrides + [f"pretrain.data_fraction={f}"]) for f in fractions for base in bases]
+    # The tokenizer is part of pre-training: it reads the same share of the labelled clips (same seed).
+    share = lambda f: [f"tokenizer.data_fraction={f}", f"pretrain.data_fraction={f}"]  # noqa: E731
+    return [(f"{base}@{int(f * 100)}", overrides + share(f)) for f in fractions for base in bases]
 
 
 def settings_of(args) -> dict:
     return {"data": str(args.data), "pool": [str(p) for p in args.pool], "size": args.size, "overrides": list(args.overrides)}
 
 
-def earlier_results(out: Path, args, rerun: set) -> list[dict]:
+def earlier_results(out: Path, args) -> list[dict]:
     """Rows of earlier invocations into the same folder with the same data and overrides, so that rows and
-    seeds can be added one invocation at a time; rows made with other settings are left out of the table."""
+    seeds can be added one invocation at a time; rows made with other settings are left out of the table.
+    Rows this invocation runs again stay until their new result replaces them (`merge_result`): a run
+    stopped mid-way never takes finished rows out of results.json."""
     path = out / "results.json"
     if not path.exists():
         return []
     old = json.loads(path.read_text())
-    kept = [r for r in old if r.get("settings") == settings_of(args) and (r["row"], r["seed"]) not in rerun]
+    kept = [r for r in old if r.get("settings") == settings_of(args)]
     dropped = sorted({r["row"] for r in old if r.get("settings") != settings_of(args)})
     if dropped:
         logging.warning("%s: leaving out earlier rows made with other data or overrides: %s", path, ", ".join(dropped))
     return kept
+
+
+def merge_result(results: list[dict], new: dict) -> list[dict]:
+    """`results` with `new` in place of any earlier result of the same row and seed, sorted by row and seed."""
+    kept = [r for r in results if (r["row"], r["seed"]) != (new["row"], new["seed"])]
+    return sorted(kept + [new], key=lambda x: (x["row"], x["seed"]))
 
 
 def main() -> None:
@@ -198,11 +209,10 @@ def main() -> None:
     out = Path(args.out) / args.size
     rows = [(row, args.overrides) for row in args.rows] + fraction_rows(args.rows, args.fractions, args.overrides)
     jobs = [(row, seed, ov) for seed in args.seeds for row, ov in rows]
-    results = earlier_results(out, args, {(row, seed) for row, seed, _ in jobs})
+    results = earlier_results(out, args)
 
     def record(r: dict) -> None:
-        results.append({**r, "settings": settings_of(args)})
-        results.sort(key=lambda x: (x["row"], x["seed"]))
+        results[:] = merge_result(results, {**r, "settings": settings_of(args)})
         write_json(out / "results.json", results)  # after every row: a long run reports as it goes
         (out / "results.md").write_text(summary_markdown(results, args.size))
         print(summary_markdown(results, args.size), flush=True)

@@ -66,3 +66,28 @@ def test_data_fraction_shrinks_labelled_sets_and_keeps_pools_whole(synth_dir, tm
         sizes[fraction] = [len(s) for s in train.sets]
     assert sizes[0.25][1] == sizes[1.0][1] == 24  # the pool whole
     assert sizes[0.25][0] == round(0.25 * sizes[1.0][0]) or abs(sizes[0.25][0] - 0.25 * sizes[1.0][0]) <= 1
+
+
+def test_a_fraction_tokenizer_reads_exactly_the_clips_pretraining_keeps(synth_dir, tmp_path):
+    from signbest.config import section
+    from signbest.data.protocol import SplitConfig
+    from signbest.models.tokenizer import TokenizerConfig
+    from signbest.train.pretrain import PretrainConfig, load_pool
+    from signbest.train.tokenizer import tokenizer_sets
+
+    (tmp_path / "pool").mkdir()
+    for i in range(8):
+        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=10, seed=i)
+    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
+    data = [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+    for seed in (0, 3):
+        cfg = load_config("tiny", [f"{s}.{k}" for s in ("tokenizer", "pretrain") for k in ("data_fraction=0.5", f"seed={seed}")])
+        split = section(cfg, "split", SplitConfig)
+        tok = [{c.clip_id for c in ds.clips} for ds in tokenizer_sets(data, split, section(cfg, "tokenizer", TokenizerConfig))]
+        train, held = load_pool(data, split, section(cfg, "pretrain", PretrainConfig), False)
+        pre = [{c.clip_id for c in ds.clips} for ds in train.sets]
+        for i, h in enumerate(held.sets if held else []):
+            pre[i] |= {c.clip_id for c in h.clips}
+        whole = [{c.clip_id for c in ds.clips} for ds in tokenizer_sets(data, split, TokenizerConfig())]
+        assert tok == pre  # the same labelled share (pre-training's held-out clips are part of its share)
+        assert len(tok[0]) == round(0.5 * len(whole[0])) and tok[1] == whole[1]  # the pool whole

@@ -2,6 +2,7 @@
 with other overrides into the same folder stops with the difference instead of reusing old results."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -107,9 +108,12 @@ def test_fraction_rows_follow_each_best_row_and_keep_the_pool_whole():
     sys.path.insert(0, str(RUNNER.parent))
     import wlasl100
 
-    rows = wlasl100.fraction_rows(["scratch", "best", "best+pool"], [0.25], ["x.y=1"])
-    assert rows == [("best@25", ["x.y=1", "pretrain.data_fraction=0.25"]),
-                    ("best+pool@25", ["x.y=1", "pretrain.data_fraction=0.25"])]
+    rows = wlasl100.fraction_rows(["scratch", "best", "best+pool"], [0.25], ["finetune.lr=0.001"])
+    share = ["tokenizer.data_fraction=0.25", "pretrain.data_fraction=0.25"]
+    assert rows == [("best@25", ["finetune.lr=0.001", *share]), ("best+pool@25", ["finetune.lr=0.001", *share])]
+    args = argparse.Namespace(out="runs", size="small")
+    named = lambda row, ov: wlasl100.tokenizer_dir(wlasl100.row_config(row, args, ov, 1), args, row, 1).name  # noqa: E731
+    assert named(*rows[0]) == "tokenizer-coupled@25-seed1" and named("best", []) == "tokenizer-coupled-seed1"
     assert [r for r, _ in wlasl100.fraction_rows(["scratch"], [0.5], [])] == ["best@50"]  # as before
 
 
@@ -126,3 +130,14 @@ def test_each_shared_tokenizer_is_trained_once_and_rows_without_one_start_at_onc
     assert len(train) == 3 and len({dirs[jobs.index(j)] for j in train}) == 3  # one job per distinct folder
     assert free == [("scratch", 0, []), ("regression", 0, [])]
     assert waiting == [j for j, d in zip(jobs, dirs) if d is not None]  # every row needing one waits for it
+
+
+def test_a_rerun_row_replaces_its_earlier_result_and_keeps_the_others():
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    old = [{"row": "best", "seed": 0, "val": 1}, {"row": "best", "seed": 1, "val": 2}, {"row": "scratch", "seed": 0, "val": 3}]
+    merged = wlasl100.merge_result(old, {"row": "best", "seed": 1, "val": 9})
+    assert [(r["row"], r["seed"], r["val"]) for r in merged] == [("best", 0, 1), ("best", 1, 9), ("scratch", 0, 3)]
+    added = wlasl100.merge_result(merged, {"row": "best@25", "seed": 0, "val": 4})
+    assert [r["row"] for r in added] == ["best", "best", "best@25", "scratch"]  # sorted by row, then seed

@@ -86,7 +86,7 @@ def make(stage: str, config: dict, data: list, **upstream) -> dict:
 # matches a new run at exactly this value (and no other). Add a key here only when its new default
 # reproduces the old behaviour bit for bit.
 ADDED_LATER = {"config.finetune.schedule": "step", "config.pretrain.device_batches": False,
-               "config.model.norm_first": False}
+               "config.model.norm_first": False, "config.tokenizer.data_fraction": 1.0}
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from .dataset import SignDataset
 from .manifest import Manifest, read_manifest
@@ -92,6 +93,11 @@ def _by_signer(clips, cfg: SplitConfig) -> set[int]:
                 dev.update(groups[s])
                 in_dev.update(clips[j].label for j in groups[s])
     return dev
+
+
+def seeded_share(n: int, fraction: float, seed: int) -> list[int]:
+    """A seeded share of range(n), at least one, in order."""
+    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: max(1, round(fraction * n))].tolist())
 
 
 def load_manifest(path_or_manifest, cfg: SplitConfig | None = None) -> Manifest:

@@ -37,6 +37,7 @@ class TokenizerConfig:
     batch_size: int = 1024  # frames per step
     revive_every: int = 20  # steps between dead-code revivals (0 = never)
     kmeans_iters: int = 25  # Lloyd iterations for the kmeans kind
+    data_fraction: float = 1.0  # share of the labelled train clips trained on (table 8, with pretrain's); pools whole
     seed: int = 0
 
     def __post_init__(self):
@@ -45,6 +46,8 @@ class TokenizerConfig:
         for name in ("hand_codes", "body_codes", "code_dim", "hidden", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"tokenizer {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.data_fraction <= 1:
+            raise ValueError(f"tokenizer data_fraction must be in (0, 1], got {self.data_fraction}")
 
 
 def part_input(xy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

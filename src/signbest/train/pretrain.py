@@ -16,7 +16,7 @@ from .. import fingerprint
 from ..config import section
 from ..data.dataset import ConcatSets
 from ..data.device_batches import DeviceBatches
-from ..data.protocol import SplitConfig, split_sets
+from ..data.protocol import SplitConfig, seeded_share, split_sets
 from ..models.best import BESTPretrainer, ModelConfig
 from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
@@ -52,11 +52,6 @@ class PretrainConfig:
             raise ValueError(f"pretrain data_fraction must be in (0, 1], got {self.data_fraction}")
         if not 0 <= self.heldout_fraction < 0.5:
             raise ValueError(f"pretrain heldout_fraction must be in [0, 0.5), got {self.heldout_fraction}")
-
-
-def seeded_share(n: int, fraction: float, seed: int) -> list[int]:
-    """A seeded share of range(n), at least one, in order."""
-    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: max(1, round(fraction * n))].tolist())
 
 
 def make_targets(tokenizer, batch: dict, objective: str) -> dict:

@@ -14,7 +14,7 @@ from .. import fingerprint
 from ..checkpoint import CHECKPOINT, commit_folder, model_tensors
 from ..config import section
 from ..data.batches import epoch_order
-from ..data.protocol import SplitConfig, split_sets
+from ..data.protocol import SplitConfig, seeded_share, split_sets
 from ..models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
 from ..runtime import MetricsLog, seed_everything
 from ..tokens import evaluate_tokenizer, frame_pool
@@ -82,6 +82,17 @@ class TokenizerStage(Stage):
         return evaluate_tokenizer(self.model, {k: v.to(self.info.device) for k, v in self.held.items()})
 
 
+def tokenizer_sets(data: list, scfg: SplitConfig, tcfg: TokenizerConfig, progress: bool = False) -> list:
+    """The train clips of every manifest (dev carved out); at `data_fraction` < 1 the same share of each
+    labelled set that pre-training keeps at that fraction and seed (pools whole), so that a table-8 row's
+    tokenizer never reads a clip its pre-training leaves out."""
+    sets = [ds for _, ds in split_sets(data, "train", scfg, progress=progress)]
+    for ds in sets:
+        if ds.labelled and tcfg.data_fraction < 1:
+            ds.keep(seeded_share(len(ds), tcfg.data_fraction, tcfg.seed))
+    return sets
+
+
 def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress: bool = True,
                     device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     """Train on the train split of `data` (dev carved out); report on its last 5% of frames (not trained on)."""
@@ -89,7 +100,7 @@ def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress
     tcfg, scfg = section(cfg, "tokenizer", TokenizerConfig), section(cfg, "split", SplitConfig)
     out = Path(out)
     gen = seed_everything(tcfg.seed)
-    frames = frame_pool([ds for _, ds in split_sets(data, "train", scfg, progress=progress and info.main)])
+    frames = frame_pool(tokenizer_sets(data, scfg, tcfg, progress and info.main))
     n_held = max(1, frames["body"].shape[0] // 20)
     held = {k: v[-n_held:] for k, v in frames.items()}
     frames = {k: v[:-n_held] for k, v in frames.items()}
