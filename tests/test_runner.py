@@ -76,19 +76,19 @@ def test_pool_rows_match_the_labelled_rows_steps_and_results_accumulate(synth_di
     assert rows == ["best+pool-only", "scratch"]  # same settings: rows of both invocations in one table
 
 
-def test_data_scale_plot_places_pool_rows_past_the_labelled_curve(tmp_path):
+def test_data_scale_plot_has_a_labelled_curve_and_a_pool_curve(tmp_path):
     from signbest.eval.seeds import fraction_plot
 
-    def res(row, seed, top1, clips=None):
-        r = {"row": row, "seed": seed, "label": row, "selected_epoch": 1,
-             "val": {"per_instance_top1": top1, "per_instance_top5": 90.0, "per_class_top1": top1, "per_class_top5": 90.0}}
-        return {**r, "pretrain_clips": clips} if clips else r
-    results = [res("scratch", s, 20.0 + s) for s in (0, 1)] + [res("best@25", s, 50.0 + s, 300) for s in (0, 1)]
-    results += [res("best", s, 60.0 + s, 1200) for s in (0, 1)] + [res("best+pool", s, 64.0 + s, 10800) for s in (0, 1)]
+    def res(row, seed, top1):
+        return {"row": row, "seed": seed, "label": row, "selected_epoch": 1,
+                "val": {"per_instance_top1": top1, "per_instance_top5": 90.0, "per_class_top1": top1, "per_class_top5": 90.0}}
+    rows = {"scratch": 20.0, "best@25": 50.0, "best": 60.0, "best+pool": 64.0, "best+pool@25": 55.0,
+            "best+pool-only": 58.0, "kmeans+pool": 70.0, "best+pool*2": 71.0}
+    results = [res(row, s, top1 + s) for row, top1 in rows.items() for s in (0, 1)]
     points = fraction_plot(results, tmp_path / "scale.png")
-    assert points["curve"] == [(300, 50.5), (1200, 60.5)]  # mean over seeds, ordered by clips
-    assert points["pool"] == {"best+pool": (10800, 64.5)}
-    assert (tmp_path / "scale.png").stat().st_size > 5000
+    assert points["labelled"] == [(25, 50.5), (100, 60.5)]  # mean over seeds, ordered by share
+    assert points["pool"] == [(0, 58.5), (25, 55.5), (100, 64.5)]  # the pool alone at 0%
+    assert (tmp_path / "scale.png").stat().st_size > 5000  # other targets and step counts are not on it
 
 
 def test_stage_times_come_from_epoch_logs_and_a_fitted_kmeans_has_none(tmp_path):

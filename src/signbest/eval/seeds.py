@@ -89,37 +89,44 @@ def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_scale_point(row: str) -> tuple[str, int] | None:
+    """Where a row sits on the data-scale plot: (curve, % of the labelled train clips pre-trained on).
+    `best@25` -> ("labelled", 25); `best+pool@50` -> ("pool", 50); `best+pool-only` -> ("pool", 0); rows
+    that change something else (another target, more steps) -> None."""
+    base, _, pct = row.partition("@")
+    share = int(pct) if pct else 100
+    return {"best": ("labelled", share), "best+pool": ("pool", share), "best+pool-only": ("pool", 0)}.get(base)
+
+
 def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
-    """Table 8 extended by pools: val Top-1 (mean and std over seeds) against the number of pre-training
-    clips (log scale). The labelled-data curve joins `best` and its `best@PCT` shares; `+pool` rows are
-    separate points past it; the no-pre-training row is a dashed line. Returns the plotted points."""
+    """Table 8 extended by a pool: val Top-1 (mean and std over seeds) against the share of the labelled train
+    clips pre-trained on, one curve without and one with the unlabelled pool (the pool alone at 0%); the
+    no-pre-training row is a dashed line. Returns the plotted points per curve, ordered by share."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     agg = aggregate(results, split)
-    clips: dict[str, list[int]] = {}
-    for r in results:
-        if "pretrain_clips" in r:
-            clips.setdefault(r["row"], []).append(r["pretrain_clips"])
-    x = {row: float(np.mean(v)) for row, v in clips.items() if row in agg}
+    curves: dict[str, list] = {"labelled": [], "pool": []}
+    for row, a in agg.items():
+        if (point := data_scale_point(row)) is not None:
+            curves[point[0]].append((point[1], a["per_instance_top1"]))
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    curve = sorted((x[r], agg[r]["per_instance_top1"]) for r in x if r.split("@")[0] == "best")
-    if curve:
-        ax.errorbar([c for c, _ in curve], [t["mean"] for _, t in curve], yerr=[t["std"] for _, t in curve],
-                    marker="o", label="BEST, share of the labelled train clips")
-    for row in sorted(r for r in x if "+pool" in r):
-        t = agg[row]["per_instance_top1"]
-        ax.errorbar([x[row]], [t["mean"]], yerr=[t["std"]], marker="s", ls="none", label=agg[row]["label"])
+    labels = {"labelled": "BEST, WLASL share only", "pool": "BEST, WLASL share + unlabelled pool"}
+    for name, points in curves.items():
+        points.sort(key=lambda p: p[0])
+        if points:
+            dodge = 1.0 if name == "pool" else -1.0  # error bars at the same share side by side, not on top
+            ax.errorbar([p + dodge for p, _ in points], [t["mean"] for _, t in points], yerr=[t["std"] for _, t in points],
+                        marker="o" if name == "labelled" else "s", capsize=3, label=labels[name])
     if "scratch" in agg:
         ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
-    ax.set_xscale("log")
-    ax.set_xlabel("pre-training clips")
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_xlabel("share of the labelled train clips pre-trained on (%)")
     ax.set_ylabel(f"WLASL100 {split} P-I Top-1 (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return {"curve": [(c, t["mean"]) for c, t in curve],
-            "pool": {r: (x[r], agg[r]["per_instance_top1"]["mean"]) for r in x if "+pool" in r}}
+    return {name: [(p, t["mean"]) for p, t in points] for name, points in curves.items()}
