@@ -17,6 +17,8 @@ A row is a shipped config name with an optional pre-training source: `best` pre-
 of --data; `best+pool` on that plus every --pool manifest; `best+pool-only` on the pools alone (pure
 transfer). Pool rows take the same number of optimisation steps as the row without the pool (compute
 matched: the difference is the data); `best+pool*4` takes four times as many (data and compute).
+`@PCT` pre-trains (tokenizer included) on PCT% of the labelled train clips, the pool whole:
+`best+pool*4@25` is WLASL at 25% + the pool with four times `best@25`'s steps.
 
 Finished stages are reused and killed ones resumed on a rerun; a rerun with other data or overrides into
 the same --out stops with the difference (--overwrite starts those stages again).
@@ -43,7 +45,7 @@ from signbest.train.tokenizer import train_tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool)(?:\*(?P<times>\d+))?)?(?:@\d+)?")
+ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool)(?:\*(?P<times>\d+))?)?(?:@(?P<share>\d+))?")
 
 
 def parse_row(row: str) -> tuple[str, str, int]:
@@ -156,13 +158,26 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
     return result
 
 
+def share_overrides(row: str) -> list[str]:
+    """`best+pool@25` -> the overrides that make its tokenizer and pre-training read 25% of the labelled
+    clips (the same share, same seed); none for a row without @PCT. A row given with @PCT in --rows gets
+    them as one made by --fractions does, never a 100% run under a share's name."""
+    m = ROW.fullmatch(row)
+    if not m or not m["share"]:
+        return []
+    share = int(m["share"])
+    if not 0 < share <= 100:
+        raise ValueError(f"row {row!r}: the share after @ must be 1-100 (% of the labelled clips), got {share}")
+    return [f"tokenizer.data_fraction={share / 100:g}", f"pretrain.data_fraction={share / 100:g}"]
+
+
 def fraction_rows(rows: list[str], fractions: list[float], overrides: list[str]) -> list[tuple[str, list[str]]]:
     """Table 8's rows: each BEST row (`best`, `best+pool`, ...; `best` when none is asked for) pre-trained on
     a share of the labelled clips; a pool row keeps the whole pool (`best+pool@25`: WLASL at 25% + the pool)."""
-    bases = [r for r in rows if parse_row(r)[0] == "best"] or ["best"]
+    bases = [r for r in rows if parse_row(r)[0] == "best" and "@" not in r] or ["best"]
     # The tokenizer is part of pre-training: it reads the same share of the labelled clips (same seed).
-    share = lambda f: [f"tokenizer.data_fraction={f}", f"pretrain.data_fraction={f}"]  # noqa: E731
-    return [(f"{base}@{int(f * 100)}", overrides + share(f)) for f in fractions for base in bases]
+    named = [f"{base}@{round(f * 100)}" for f in fractions for base in bases]
+    return [(row, overrides + share_overrides(row)) for row in named]
 
 
 def settings_of(args) -> dict:
@@ -207,7 +222,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out) / args.size
-    rows = [(row, args.overrides) for row in args.rows] + fraction_rows(args.rows, args.fractions, args.overrides)
+    rows = [(row, args.overrides + share_overrides(row)) for row in args.rows]
+    rows += fraction_rows(args.rows, args.fractions, args.overrides)
     jobs = [(row, seed, ov) for seed in args.seeds for row, ov in rows]
     results = earlier_results(out, args)
 

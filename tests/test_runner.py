@@ -115,6 +115,8 @@ def test_fraction_rows_follow_each_best_row_and_keep_the_pool_whole():
     named = lambda row, ov: wlasl100.tokenizer_dir(wlasl100.row_config(row, args, ov, 1), args, row, 1).name  # noqa: E731
     assert named(*rows[0]) == "tokenizer-coupled@25-seed1" and named("best", []) == "tokenizer-coupled-seed1"
     assert [r for r, _ in wlasl100.fraction_rows(["scratch"], [0.5], [])] == ["best@50"]  # as before
+    assert wlasl100.share_overrides("best+pool*4@25") == share and wlasl100.share_overrides("best+pool*4") == []
+    assert wlasl100.share_overrides("best@50") == ["tokenizer.data_fraction=0.5", "pretrain.data_fraction=0.5"]
 
 
 def test_each_shared_tokenizer_is_trained_once_and_rows_without_one_start_at_once():
