@@ -141,14 +141,14 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
     if cfg["row"]["pretrain"]:
         tok_dir = ensure_tokenizer(cfg, args, row, seed)
         pretrained = out / "pretrain"
-        clips = pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)["train_clips"]
+        pre = pretrain(cfg, pretrain_data_of(row, args), tok_dir, pretrained, **kw)
     ft = finetune(cfg, args.data, out / "finetune", pretrained, **kw)
     stages = {"tokenizer": tok_dir, "pretrain": pretrained} if pretrained else {}
     times = {f"{name}_s": training_seconds(folder, name) for name, folder in {**stages, "finetune": out / "finetune"}.items() if folder}
     times = {k: v for k, v in times.items() if v is not None}
     result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times}
     if pretrained:
-        result["pretrain_clips"] = clips
+        result["pretrain_clips"], result["pretrain_steps"] = pre["train_clips"], pre["step"]
     for split in ("dev", "val", "test"):
         try:
             result[split] = evaluate(out / "finetune", args.data, split, out / f"eval-{split}")["pose"]

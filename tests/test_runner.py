@@ -66,6 +66,7 @@ def test_pool_rows_match_the_labelled_rows_steps_and_results_accumulate(synth_di
     labelled_steps = wlasl100.steps_per_epoch_of(wlasl100.load_config("wlasl-best", ["pretrain.epochs=2"], base="tiny"),
                                                  [str(synth_dir / "manifest.csv")])
     assert pre["config"]["pretrain"]["steps_per_epoch"] == labelled_steps  # compute matched
+    assert results[0]["pretrain_steps"] == 2 * labelled_steps  # recorded for the data-scale plot
     assert [Path(d["path"]).name for d in pre["data"]] == ["pool.csv"]  # pure transfer: no labelled clip
     tok = out / "tiny" / "tokenizer-coupled+pool-only-seed0"
     assert tok.exists() and np.isfinite(results[0]["val"]["per_instance_top1"])
@@ -85,6 +86,7 @@ def test_data_scale_plot_has_a_labelled_curve_and_a_pool_curve(tmp_path):
     rows = {"scratch": 20.0, "best@25": 50.0, "best": 60.0, "best+pool": 64.0, "best+pool@25": 55.0,
             "best+pool-only": 58.0, "kmeans+pool": 70.0, "best+pool*2": 71.0}
     results = [res(row, s, top1 + s) for row, top1 in rows.items() for s in (0, 1)]
+    results[2]["pretrain_steps"] = 400  # annotated where known
     points = fraction_plot(results, tmp_path / "scale.png")
     assert points["labelled"] == [(25, 50.5), (100, 60.5)]  # mean over seeds, ordered by share
     assert points["pool"] == [(0, 58.5), (25, 55.5), (100, 64.5)]  # the pool alone at 0%

@@ -108,17 +108,26 @@ def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
 
     agg = aggregate(results, split)
     curves: dict[str, list] = {"labelled": [], "pool": []}
+    steps: dict[str, list[int]] = {}
+    for r in results:
+        if "pretrain_steps" in r:
+            steps.setdefault(r["row"], []).append(r["pretrain_steps"])
     for row, a in agg.items():
         if (point := data_scale_point(row)) is not None:
-            curves[point[0]].append((point[1], a["per_instance_top1"]))
+            curves[point[0]].append((point[1], a["per_instance_top1"], round(float(np.mean(steps[row]))) if row in steps else None))
     fig, ax = plt.subplots(figsize=(5, 3.2))
     labels = {"labelled": "BEST, WLASL share only", "pool": "BEST, WLASL share + unlabelled pool"}
     for name, points in curves.items():
         points.sort(key=lambda p: p[0])
         if points:
             dodge = 1.0 if name == "pool" else -1.0  # error bars at the same share side by side, not on top
-            ax.errorbar([p + dodge for p, _ in points], [t["mean"] for _, t in points], yerr=[t["std"] for _, t in points],
-                        marker="o" if name == "labelled" else "s", capsize=3, label=labels[name])
+            ax.errorbar([p + dodge for p, _, _ in points], [t["mean"] for _, t, _ in points],
+                        yerr=[t["std"] for _, t, _ in points], marker="o" if name == "labelled" else "s", capsize=3,
+                        label=labels[name])
+            for p, t, n in points:  # the step count: a share row's epochs are fixed, so its steps shrink
+                if n is not None:
+                    ax.annotate(f"{n} steps", (p + dodge, t["mean"]), textcoords="offset points", xytext=(4, -10 if name == "pool" else 6),
+                                fontsize=6)
     if "scratch" in agg:
         ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
     ax.set_xticks([0, 25, 50, 75, 100])
@@ -129,4 +138,4 @@ def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return {name: [(p, t["mean"]) for p, t in points] for name, points in curves.items()}
+    return {name: [(p, t["mean"]) for p, t, _ in points] for name, points in curves.items()}
