@@ -131,6 +131,7 @@ def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
     if "scratch" in agg:
         ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
     ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_xlim(-6, 118)  # room for the step labels
     ax.set_xlabel("share of the labelled train clips pre-trained on (%)")
     ax.set_ylabel(f"WLASL100 {split} P-I Top-1 (%)")
     ax.grid(alpha=0.3)
