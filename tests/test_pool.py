@@ -16,6 +16,15 @@ from signbest.train.pretrain import pretrain
 from signbest.train.tokenizer import train_tokenizer
 
 
+def small_pool(synth_dir, tmp_path, n: int, frames=lambda i: 10) -> list:
+    """A generated unlabelled pool of `n` clips next to the synthetic manifest: the data list to train on."""
+    (tmp_path / "pool").mkdir()
+    for i in range(n):
+        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=frames(i), seed=i)
+    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
+    return [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+
+
 def test_pool_manifest_excludes_evaluation_clips_and_lists_bad_files(synth_dir, tmp_path):
     folder = tmp_path / "mine" / "session1"
     folder.mkdir(parents=True)
@@ -38,11 +47,7 @@ def test_pool_manifest_excludes_evaluation_clips_and_lists_bad_files(synth_dir, 
 
 
 def test_pretraining_on_labelled_data_plus_a_pool_in_fixed_steps(synth_dir, tmp_path):
-    (tmp_path / "pool").mkdir()
-    for i in range(30):
-        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=10 + i % 7, seed=i)
-    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
-    data = [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+    data = small_pool(synth_dir, tmp_path, 30, frames=lambda i: 10 + i % 7)
     cfg = load_config("tiny", ["pretrain.epochs=2", "pretrain.steps_per_epoch=5"])
     train_tokenizer(cfg, data, tmp_path / "tok", progress=False)
     res = pretrain(cfg, data, tmp_path / "tok", tmp_path / "pre", progress=False)
@@ -54,11 +59,7 @@ def test_data_fraction_shrinks_labelled_sets_and_keeps_pools_whole(synth_dir, tm
     from signbest.data.protocol import SplitConfig
     from signbest.train.pretrain import PretrainConfig, load_pool
 
-    (tmp_path / "pool").mkdir()
-    for i in range(24):
-        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=10, seed=i)
-    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
-    data = [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+    data = small_pool(synth_dir, tmp_path, 24)
     sizes = {}
     for fraction in (1.0, 0.25):
         cfg = load_config("tiny", [f"pretrain.data_fraction={fraction}", "pretrain.heldout_fraction=0"])
@@ -75,11 +76,7 @@ def test_a_fraction_tokenizer_reads_exactly_the_clips_pretraining_keeps(synth_di
     from signbest.train.pretrain import PretrainConfig, load_pool
     from signbest.train.tokenizer import tokenizer_sets
 
-    (tmp_path / "pool").mkdir()
-    for i in range(8):
-        write_holistic_npz(tmp_path / "pool" / f"c{i}.npz", t=10, seed=i)
-    build_pool(tmp_path / "pool", tmp_path / "pool.csv", [synth_dir / "manifest.csv"], progress=False)
-    data = [synth_dir / "manifest.csv", tmp_path / "pool.csv"]
+    data = small_pool(synth_dir, tmp_path, 8)
     for seed in (0, 3):
         cfg = load_config("tiny", [f"{s}.{k}" for s in ("tokenizer", "pretrain") for k in ("data_fraction=0.5", f"seed={seed}")])
         split = section(cfg, "split", SplitConfig)
