@@ -38,6 +38,7 @@ from signbest.checkpoint import write_json
 from signbest.config import load_config
 from signbest.eval.evaluate import evaluate
 from signbest.eval.seeds import fraction_plot, summary_markdown
+from signbest.fingerprint import differences
 from signbest.train.finetune import finetune
 from signbest.train.pretrain import pretrain, steps_per_epoch_of
 from signbest.train.tokenizer import train_tokenizer
@@ -136,6 +137,7 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
         from signbest.runtime import set_threads
         set_threads(threads)
     cfg = row_config(row, args, overrides, seed)
+    made_with = json.loads(json.dumps(cfg))  # as resolved, before any stage adds its own entries
     out = Path(args.out) / args.size / row / f"seed{seed}"
     pretrained, kw = None, dict(progress=not args.quiet, overwrite=args.overwrite)
     if cfg["row"]["pretrain"]:
@@ -146,7 +148,8 @@ def run_row(row: str, seed: int, args, overrides: list[str], threads: int = 0) -
     stages = {"tokenizer": tok_dir, "pretrain": pretrained} if pretrained else {}
     times = {f"{name}_s": training_seconds(folder, name) for name, folder in {**stages, "finetune": out / "finetune"}.items() if folder}
     times = {k: v for k, v in times.items() if v is not None}
-    result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times}
+    result = {"row": row, "seed": seed, "label": cfg["row"]["label"], "selected_epoch": ft["selected_epoch"], **times,
+              "config": made_with}
     if pretrained:
         result["pretrain_clips"], result["pretrain_steps"] = pre["train_clips"], pre["step"]
     for split in ("dev", "val", "test"):
@@ -197,7 +200,29 @@ def earlier_results(out: Path, args) -> list[dict]:
     dropped = sorted({r["row"] for r in old if r.get("settings") != settings_of(args)})
     if dropped:
         logging.warning("%s: leaving out earlier rows made with other data or overrides: %s", path, ", ".join(dropped))
-    return kept
+    stale = [r for r in kept if config_changes(r, args)]
+    for r in stale:
+        logging.warning("%s: leaving out %s seed %d: the same overrides now resolve to another config (%s)",
+                        path, r["row"], r["seed"], "; ".join(config_changes(r, args)[:3]))
+    return [r for r in kept if r not in stale]
+
+
+def config_changes(result: dict, args) -> list[str]:
+    """How the config `result` was made with differs from what its row and seed resolve to today: equal
+    overrides are not equal settings once a shipped default changes. Results made before configs were
+    recorded have nothing to compare and are kept; settings added later at their old value match."""
+    if "config" not in result:
+        return []
+    row, seed = result["row"], result["seed"]
+    try:
+        now = row_config(row, args, list(args.overrides) + share_overrides(row), seed)
+    except (ValueError, FileNotFoundError) as e:  # a row whose shipped config is gone or no longer parses
+        return [f"the row no longer resolves: {e}"]
+    changes = differences({"config": result["config"]}, {"config": json.loads(json.dumps(now, default=str))})
+    return [c for c in changes if not c.startswith(DESCRIPTIVE)]
+
+
+DESCRIPTIVE = ("config.description:", "config.row.label:")  # wording, not settings: a reworded label keeps its results
 
 
 def merge_result(results: list[dict], new: dict) -> list[dict]:

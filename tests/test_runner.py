@@ -145,3 +145,25 @@ def test_a_rerun_row_replaces_its_earlier_result_and_keeps_the_others():
     assert [(r["row"], r["seed"], r["val"]) for r in merged] == [("best", 0, 1), ("best", 1, 9), ("scratch", 0, 3)]
     added = wlasl100.merge_result(merged, {"row": "best@25", "seed": 0, "val": 4})
     assert [r["row"] for r in added] == ["best", "best", "best@25", "scratch"]  # sorted by row, then seed
+
+
+def test_earlier_results_whose_overrides_now_resolve_to_another_config_are_left_out(tmp_path, caplog):
+    sys.path.insert(0, str(RUNNER.parent))
+    import wlasl100
+
+    args = argparse.Namespace(out=str(tmp_path), size="tiny", data="d.csv", pool=[], overrides=["finetune.lr=0.001"])
+    settings = wlasl100.settings_of(args)
+    made = lambda row, seed: wlasl100.row_config(row, args, list(args.overrides), seed)  # noqa: E731
+    changed_default = made("scratch", 1)
+    changed_default["finetune"]["epochs"] += 7  # as if a shipped default had moved since this row ran
+    reworded = made("best", 0)
+    reworded["row"]["label"] = "an older wording of the same row"
+    old = [{"row": "scratch", "seed": 0, "settings": settings, "config": made("scratch", 0)},
+           {"row": "scratch", "seed": 1, "settings": settings, "config": changed_default},
+           {"row": "best", "seed": 0, "settings": settings, "config": reworded},
+           {"row": "best", "seed": 1, "settings": settings}]  # recorded before configs were: nothing to compare
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "results.json").write_text(json.dumps(old))
+    kept = wlasl100.earlier_results(tmp_path / "tiny", args)
+    assert [(r["row"], r["seed"]) for r in kept] == [("scratch", 0), ("best", 0), ("best", 1)]
+    assert "scratch seed 1" in caplog.text and "config.finetune.epochs" in caplog.text
