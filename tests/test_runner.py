@@ -90,7 +90,12 @@ def test_data_scale_plot_has_a_labelled_curve_and_a_pool_curve(tmp_path):
     points = fraction_plot(results, tmp_path / "scale.png")
     assert points["labelled"] == [(25, 50.5), (100, 60.5)]  # mean over seeds, ordered by share
     assert points["pool"] == [(0, 58.5), (25, 55.5), (100, 64.5)]  # the pool alone at 0%
+    assert points["pool-budget"] == []  # no share row at the pool's own budget: its ends alone are not a curve
     assert (tmp_path / "scale.png").stat().st_size > 5000  # other targets and step counts are not on it
+    results += [res("best+pool*4@25", s, 66.0 + s) for s in (0, 1)]
+    points = fraction_plot(results, tmp_path / "scale.png")
+    assert points["pool-budget"] == [(0, 58.5), (25, 66.5), (100, 64.5)]  # the full budget at every share
+    assert points["pool"] == [(0, 58.5), (25, 55.5), (100, 64.5)]  # the compute-matched curve unchanged
 
 
 def test_stage_times_come_from_epoch_logs_and_a_fitted_kmeans_has_none(tmp_path):
@@ -167,3 +172,15 @@ def test_earlier_results_whose_overrides_now_resolve_to_another_config_are_left_
     kept = wlasl100.earlier_results(tmp_path / "tiny", args)
     assert [(r["row"], r["seed"]) for r in kept] == [("scratch", 0), ("best", 0), ("best", 1)]
     assert "scratch seed 1" in caplog.text and "config.finetune.epochs" in caplog.text
+
+
+def test_the_plot_script_reads_missing_step_counts_from_the_run_logs(tmp_path):
+    sys.path.insert(0, str(RUNNER.parent))
+    import data_scale_plot
+
+    log = tmp_path / "best@25" / "seed1" / "pretrain" / "pretrain_metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,step,loss\n1,10,4.0\n2,20,3.5\n")
+    assert data_scale_plot.with_steps({"row": "best@25", "seed": 1}, tmp_path)["pretrain_steps"] == 20
+    assert data_scale_plot.with_steps({"row": "best@25", "seed": 1, "pretrain_steps": 7}, tmp_path)["pretrain_steps"] == 7
+    assert "pretrain_steps" not in data_scale_plot.with_steps({"row": "scratch", "seed": 1}, tmp_path)  # no pre-training

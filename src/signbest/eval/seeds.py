@@ -89,45 +89,56 @@ def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
     return "\n".join(lines) + "\n"
 
 
-def data_scale_point(row: str) -> tuple[str, int] | None:
-    """Where a row sits on the data-scale plot: (curve, % of the labelled train clips pre-trained on).
-    `best@25` -> ("labelled", 25); `best+pool@50` -> ("pool", 50); `best+pool-only` -> ("pool", 0); rows
-    that change something else (another target, more steps) -> None."""
+def data_scale_points(row: str) -> list[tuple[str, int]]:
+    """Where a row sits on the data-scale plot: (curve, % of the labelled train clips pre-trained on) pairs.
+    `best@25` -> labelled at 25; `best+pool@50` -> pool at 50 (the steps of `best@50`, compute matched);
+    `best+pool*2@50` -> pool-budget at 50 (the steps of the full `best` row: the pool's own budget);
+    the pool alone and `best+pool` take the full budget, so they sit on both pool curves. Rows that change
+    something else (another target, more steps than the full budget) are on none."""
     base, _, pct = row.partition("@")
     share = int(pct) if pct else 100
-    return {"best": ("labelled", share), "best+pool": ("pool", share), "best+pool-only": ("pool", 0)}.get(base)
+    if "*" in base and pct and base.partition("*")[0] == "best+pool":
+        return [("pool-budget", share)]
+    return {"best": [("labelled", share)], "best+pool": [("pool", share)] + ([("pool-budget", 100)] if not pct else []),
+            "best+pool-only": [("pool", 0), ("pool-budget", 0)]}.get(base, [])
 
 
 def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
     """Table 8 extended by a pool: val Top-1 (mean and std over seeds) against the share of the labelled train
-    clips pre-trained on, one curve without and one with the unlabelled pool (the pool alone at 0%); the
-    no-pre-training row is a dashed line. Returns the plotted points per curve, ordered by share."""
+    clips pre-trained on: without the pool, with it at the steps of the WLASL-only row at that share (compute
+    matched), and with it at the full row's steps (the pool's own budget), the pool alone at 0%; the
+    no-pre-training row is a dashed line. Returns the plotted points per curve, ordered by share; a curve
+    with one point only (the two pool curves share their ends) is left out."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     agg = aggregate(results, split)
-    curves: dict[str, list] = {"labelled": [], "pool": []}
+    curves: dict[str, list] = {"labelled": [], "pool": [], "pool-budget": []}
     steps: dict[str, list[int]] = {}
     for r in results:
         if "pretrain_steps" in r:
             steps.setdefault(r["row"], []).append(r["pretrain_steps"])
     for row, a in agg.items():
-        if (point := data_scale_point(row)) is not None:
-            curves[point[0]].append((point[1], a["per_instance_top1"], round(float(np.mean(steps[row]))) if row in steps else None))
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    labels = {"labelled": "BEST, WLASL share only", "pool": "BEST, WLASL share + unlabelled pool"}
+        for curve, share in data_scale_points(row):
+            curves[curve].append((share, a["per_instance_top1"], round(float(np.mean(steps[row]))) if row in steps else None))
+    if not any(p[0] not in (0, 100) for p in curves["pool-budget"]):
+        curves["pool-budget"] = []  # only the ends, which the compute-matched curve already shows
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    budget = sorted({n for _, _, n in curves["pool-budget"] if n is not None})
+    labels = {"labelled": "BEST, WLASL share only", "pool": "+ unlabelled pool, the same steps",
+              "pool-budget": "+ unlabelled pool, " + (f"{budget[0]}-{budget[-1]}" if len(budget) > 1 else "the full row's")
+              + " steps"}
+    style = {"labelled": ("o", -1.5, -10), "pool": ("s", 0.0, 0), "pool-budget": ("^", 1.5, 0)}  # marker, dodge, label offset
     for name, points in curves.items():
         points.sort(key=lambda p: p[0])
         if points:
-            dodge = 1.0 if name == "pool" else -1.0  # error bars at the same share side by side, not on top
+            marker, dodge, dy = style[name]  # error bars at the same share side by side, not on top
             ax.errorbar([p + dodge for p, _, _ in points], [t["mean"] for _, t, _ in points],
-                        yerr=[t["std"] for _, t, _ in points], marker="o" if name == "labelled" else "s", capsize=3,
-                        label=labels[name])
-            for p, t, n in points:  # the step count: a share row's epochs are fixed, so its steps shrink
-                if n is not None:
-                    ax.annotate(f"{n} steps", (p + dodge, t["mean"]), textcoords="offset points", xytext=(4, -10 if name == "pool" else 6),
-                                fontsize=6)
+                        yerr=[t["std"] for _, t, _ in points], marker=marker, capsize=3, label=labels[name])
+            for p, t, n in points:  # the step count: a share row's epochs are fixed, so its steps shrink; the
+                if n is not None and name == "labelled":  # pool curves' steps are the legend's (one label a share)
+                    ax.annotate(f"{n} steps", (p + dodge, t["mean"]), textcoords="offset points", xytext=(4, dy), fontsize=6)
     if "scratch" in agg:
         ax.axhline(agg["scratch"]["per_instance_top1"]["mean"], ls="--", color="grey", label="no pre-training")
     ax.set_xticks([0, 25, 50, 75, 100])
