@@ -16,7 +16,8 @@ the summary gives mean +- std over seeds and paired differences against scratch 
 A row is a shipped config name with an optional pre-training source: `best` pre-trains on the train split
 of --data; `best+pool` on that plus every --pool manifest; `best+pool-only` on the pools alone (pure
 transfer). Pool rows take the same number of optimisation steps as the row without the pool (compute
-matched: the difference is the data); `best+pool*4` takes four times as many (data and compute).
+matched: the difference is the data); `best+pool*4` takes four times as many (data and compute), and
+`best*4@25` four times `best@25`'s steps on the same clips (compute alone).
 `@PCT` pre-trains (tokenizer included) on PCT% of the labelled train clips, the pool whole:
 `best+pool*4@25` is WLASL at 25% + the pool with four times `best@25`'s steps.
 
@@ -46,7 +47,7 @@ from signbest.train.tokenizer import train_tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool)(?:\*(?P<times>\d+))?)?(?:@(?P<share>\d+))?")
+ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool))?(?:\*(?P<times>\d+))?(?:@(?P<share>\d+))?")
 
 
 def parse_row(row: str) -> tuple[str, str, int]:
@@ -54,6 +55,8 @@ def parse_row(row: str) -> tuple[str, str, int]:
     m = ROW.fullmatch(row)
     if not m:
         raise ValueError(f"row {row!r}: expected NAME[+pool|+pool-only][*N][@PCT], e.g. best+pool")
+    if m["times"] is not None and int(m["times"]) < 1:
+        raise ValueError(f"row {row!r}: the step multiple after * must be 1 or more")
     return m["config"], m["pool"] or "", int(m["times"] or 1)
 
 
@@ -76,10 +79,12 @@ def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     seeds = [f"{s}.seed={seed}" for s in ("tokenizer", "pretrain", "finetune")]
     name, pool, times = parse_row(row)
     cfg = load_config(f"wlasl-{name}", [*overrides, *seeds], base=args.size)
-    if pool:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
+    if times > 1 and not cfg["row"]["pretrain"]:
+        raise ValueError(f"row {row!r}: a step multiple needs a row that pre-trains; {name} does not")
+    if pool or times > 1:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
         cfg["pretrain"]["steps_per_epoch"] = times * labelled_steps(args.data, json.dumps([cfg["pretrain"], cfg.get("split")], sort_keys=True))
-        cfg["row"]["label"] += {"pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
-        if "@" in row:  # a share of the labelled clips plus the whole pool
+        cfg["row"]["label"] += {"": "", "pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
+        if "@" in row:  # a share of the labelled clips (plus the whole pool)
             cfg["row"]["label"] += f", {row.split('@')[1]}% of the labelled clips"
     return cfg
 

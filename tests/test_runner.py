@@ -184,3 +184,20 @@ def test_the_plot_script_reads_missing_step_counts_from_the_run_logs(tmp_path):
     assert data_scale_plot.with_steps({"row": "best@25", "seed": 1}, tmp_path)["pretrain_steps"] == 20
     assert data_scale_plot.with_steps({"row": "best@25", "seed": 1, "pretrain_steps": 7}, tmp_path)["pretrain_steps"] == 7
     assert "pretrain_steps" not in data_scale_plot.with_steps({"row": "scratch", "seed": 1}, tmp_path)  # no pre-training
+
+
+def test_a_labelled_row_with_a_step_multiple_reads_the_same_clips_for_more_steps(synth_dir):
+    sys.path.insert(0, str(RUNNER.parent))
+    import pytest
+    import wlasl100
+
+    assert wlasl100.parse_row("best*4@25") == ("best", "", 4)
+    args = argparse.Namespace(out="runs", size="tiny", data=str(synth_dir / "manifest.csv"), pool=[])
+    share = wlasl100.share_overrides("best*4@25")
+    cfg = wlasl100.row_config("best*4@25", args, share, 0)
+    quarter = wlasl100.steps_per_epoch_of(wlasl100.load_config("wlasl-best", share, base="tiny"), [args.data])
+    assert cfg["pretrain"]["steps_per_epoch"] == 4 * quarter and cfg["pretrain"]["data_fraction"] == 0.25
+    assert "4x steps" in cfg["row"]["label"]
+    assert wlasl100.tokenizer_dir(cfg, args, "best*4@25", 0).name == "tokenizer-coupled@25-seed0"  # best@25's, reused
+    with pytest.raises(ValueError, match="needs a row that pre-trains"):
+        wlasl100.row_config("scratch*2", args, [], 0)
