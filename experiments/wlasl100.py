@@ -205,11 +205,14 @@ def earlier_results(out: Path, args) -> list[dict]:
     dropped = sorted({r["row"] for r in old if r.get("settings") != settings_of(args)})
     if dropped:
         logging.warning("%s: leaving out earlier rows made with other data or overrides: %s", path, ", ".join(dropped))
-    stale = [r for r in kept if config_changes(r, args)]
-    for r in stale:
-        logging.warning("%s: leaving out %s seed %d: the same overrides now resolve to another config (%s)",
-                        path, r["row"], r["seed"], "; ".join(config_changes(r, args)[:3]))
-    return [r for r in kept if r not in stale]
+    fresh = []
+    for r in kept:
+        if changes := config_changes(r, args):
+            logging.warning("%s: leaving out %s seed %d: the same overrides now resolve to another config (%s)",
+                            path, r["row"], r["seed"], "; ".join(changes[:3]))
+        else:
+            fresh.append(r)
+    return fresh
 
 
 def config_changes(result: dict, args) -> list[str]:
