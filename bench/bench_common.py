@@ -1,5 +1,7 @@
-"""Synthetic batches for benchmarks: realistic shapes, 30% of left hands missing."""
+"""Shared by the benchmarks: synthetic batches (realistic shapes, 30% of left hands missing) and timing."""
 from __future__ import annotations
+
+import time
 
 import torch
 
@@ -29,3 +31,15 @@ def generated_training_set(num_frames: int = 32):
         generate(Path(tmp), classes=20, signers=4, per_class=16, seed=0, progress=False)
         return SignDataset(Path(tmp) / "manifest.csv", "train", num_frames=num_frames, train=True,
                            noise_dim=NOISE_DIM, progress=False)
+
+
+def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
+    """The median wall time of `fn` over `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]

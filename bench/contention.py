@@ -24,7 +24,7 @@ def child(config: str, steps: int) -> None:
     import torch
 
     sys.path.insert(0, os.path.dirname(__file__))
-    from bench_common import fake_clips
+    from bench_common import fake_clips, median_seconds
     from signbest.config import load_config
     from signbest.predict import build_classifier
     from signbest.runtime import autocast
@@ -44,14 +44,7 @@ def child(config: str, steps: int) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"ms": 1000 * sorted(times)[len(times) // 2], "threads": torch.get_num_threads()}))
+    print(json.dumps({"ms": 1000 * median_seconds(step, steps), "threads": torch.get_num_threads()}))
 
 
 def measure(config: str, steps: int, threads: int, env: dict) -> dict:

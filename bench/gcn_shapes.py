@@ -6,19 +6,14 @@ Usage: python bench/gcn_shapes.py [--hands 1729] [--fp32]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from bench_common import median_seconds
+
 
 def median_ms(fn, repeats: int = 8) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * sorted(times)[repeats // 2]
+    return 1000 * median_seconds(fn, repeats, warmup=1)
 
 
 def comparison_backward_max(runs: torch.Tensor) -> torch.Tensor:

@@ -6,25 +6,17 @@ Random weights: speed does not depend on them. Medians over `reps` timed calls a
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from signbest.config import load_config
 from signbest.runtime import autocast, bf16_supported
 from signbest.predict import build_classifier
-from bench_common import fake_clips  # noqa: E402
+from bench_common import fake_clips, median_seconds  # noqa: E402
 
 
 def timed(fn, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    return median_seconds(fn, reps)
 
 
 def main() -> None:

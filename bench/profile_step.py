@@ -37,7 +37,7 @@ def label_modules(named: dict[str, torch.nn.Module]) -> None:
 def report(prof, device: torch.device, rows: int, calls: int) -> None:
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"  # torch >= 2.4 names
     events = prof.key_averages()
-    on_device = lambda e: e.device_type != torch.autograd.DeviceType.CPU  # noqa: E731
+    on_device = lambda e: e.device_type != torch.autograd.DeviceType.CPU
     if device.type == "cuda":  # kernels only: an operator's device time repeats its kernels' time, and a
         # module's range also appears as a GPU-side annotation spanning its kernels: counted, it doubles them
         total = sum(e.self_device_time_total for e in events if on_device(e) and not e.key.startswith("## "))
