@@ -31,7 +31,6 @@ import functools
 import json
 import logging
 import multiprocessing
-import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from signbest.checkpoint import write_json
 from signbest.config import load_config
 from signbest.eval.evaluate import evaluate
 from signbest.eval.seeds import fraction_plot, summary_markdown
+from signbest.eval.seeds import parse_row as row_parts
 from signbest.fingerprint import differences
 from signbest.train.finetune import finetune
 from signbest.train.pretrain import pretrain, steps_per_epoch_of
@@ -47,17 +47,9 @@ from signbest.train.tokenizer import train_tokenizer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool))?(?:\*(?P<times>\d+))?(?:@(?P<share>\d+))?")
-
-
 def parse_row(row: str) -> tuple[str, str, int]:
     """`best+pool*4@25` -> ("best", "pool", 4): config name, pool use ("", "pool", "pool-only"), step multiple."""
-    m = ROW.fullmatch(row)
-    if not m:
-        raise ValueError(f"row {row!r}: expected NAME[+pool|+pool-only][*N][@PCT], e.g. best+pool")
-    if m["times"] is not None and int(m["times"]) < 1:
-        raise ValueError(f"row {row!r}: the step multiple after * must be 1 or more")
-    return m["config"], m["pool"] or "", int(m["times"] or 1)
+    return row_parts(row)[:3]
 
 
 def pretrain_data_of(row: str, args) -> list[str]:
@@ -170,10 +162,9 @@ def share_overrides(row: str) -> list[str]:
     """`best+pool@25` -> the overrides that make its tokenizer and pre-training read 25% of the labelled
     clips (the same share, same seed); none for a row without @PCT. A row given with @PCT in --rows gets
     them as one made by --fractions does, never a 100% run under a share's name."""
-    m = ROW.fullmatch(row)
-    if not m or not m["share"]:
+    share = row_parts(row)[3]
+    if "@" not in row:
         return []
-    share = int(m["share"])
     if not 0 < share <= 100:
         raise ValueError(f"row {row!r}: the share after @ must be 1-100 (% of the labelled clips), got {share}")
     return [f"tokenizer.data_fraction={share / 100:g}", f"pretrain.data_fraction={share / 100:g}"]

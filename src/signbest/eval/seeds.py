@@ -11,6 +11,7 @@ and a difference of two clips would otherwise count as clear.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,18 +90,38 @@ def summary_markdown(results: list[dict], size: str, split: str = "val") -> str:
     return "\n".join(lines) + "\n"
 
 
+# A runner row: a shipped config name, an optional pre-training pool, a step multiple, a share of the labelled
+# clips, e.g. `best+pool*4@25` (the runner's docstring says what each part does).
+ROW = re.compile(r"(?P<config>[a-z][a-z-]*?)(?:\+(?P<pool>pool-only|pool))?(?:\*(?P<times>\d+))?(?:@(?P<share>\d+))?")
+
+
+def parse_row(row: str) -> tuple[str, str, int, int]:
+    """`best+pool*4@25` -> ("best", "pool", 4, 25): config name, pool use ("", "pool", "pool-only"), step
+    multiple, % of the labelled clips."""
+    m = ROW.fullmatch(row)
+    if not m:
+        raise ValueError(f"row {row!r}: expected NAME[+pool|+pool-only][*N][@PCT], e.g. best+pool")
+    if m["times"] is not None and int(m["times"]) < 1:
+        raise ValueError(f"row {row!r}: the step multiple after * must be 1 or more")
+    return m["config"], m["pool"] or "", int(m["times"] or 1), int(m["share"] or 100)
+
+
 def data_scale_points(row: str) -> list[tuple[str, int]]:
     """Where a row sits on the data-scale plot: (curve, % of the labelled train clips pre-trained on) pairs.
     `best@25` -> labelled at 25; `best+pool@50` -> pool at 50 (the steps of `best@50`, compute matched);
     `best+pool*2@50` -> pool-budget at 50 (the steps of the full `best` row: the pool's own budget);
     the pool alone and `best+pool` take the full budget, so they sit on both pool curves. Rows that change
     something else (another target, more steps than the full budget) are on none."""
-    base, _, pct = row.partition("@")
-    share = int(pct) if pct else 100
-    if "*" in base and pct and base.partition("*")[0] == "best+pool":
-        return [("pool-budget", share)]
-    return {"best": [("labelled", share)], "best+pool": [("pool", share)] + ([("pool-budget", 100)] if not pct else []),
-            "best+pool-only": [("pool", 0), ("pool-budget", 0)]}.get(base, [])
+    try:
+        config, pool, times, share = parse_row(row)
+    except ValueError:
+        return []
+    if config != "best":
+        return []
+    if times > 1:  # more steps: on the plot only as a share row brought up to the full budget
+        return [("pool-budget", share)] if pool == "pool" and share < 100 else []
+    return {"": [("labelled", share)], "pool": [("pool", share)] + ([("pool-budget", 100)] if share == 100 else []),
+            "pool-only": [("pool", 0), ("pool-budget", 0)]}[pool]
 
 
 def fraction_plot(results: list[dict], path: Path, split: str = "val") -> dict:
