@@ -51,3 +51,28 @@ def test_a_batch_without_any_present_part_gives_an_empty_embedding_and_gradient(
     y = PartGCN("hand", 32, (8, 8, 16), (16, 24))(x)
     y.sum().backward()
     assert y.shape == (0, 32) and x.grad.shape == (0, 21, 3)
+
+
+def test_merged_weights_are_reused_without_gradients_and_rebuilt_when_a_weight_or_autocast_changes():
+    torch.manual_seed(0)
+    layer = GraphConv(partition_adjacency(21, HAND_BONES, HAND_SYMMETRY), 16, 32)
+    x = torch.randn(4, 21, 16)
+    fresh = lambda: torch.relu(layer.norm(torch.nn.functional.linear(
+        torch.bmm(layer.adjacency.to(x.dtype).expand(4, -1, -1), x).view(4, 21, -1), layer.merged()[0])
+        + layer.merged()[1]))
+    with torch.no_grad():
+        first = layer(x)
+        assert torch.equal(first, fresh()) and layer.merged_for(x)[0] is layer.merged_for(x)[0]  # reused
+        layer.linear.weight.add_(0.5)  # an optimizer step or load_state_dict: in place
+        assert torch.equal(layer(x), fresh()) and not torch.equal(layer(x), first)
+        plain = layer.merged_for(x)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        under = layer.merged_for(x)  # rebuilt under autocast, as merged() gives it there
+        assert under[0] is not plain and all(torch.equal(a, b) for a, b in zip(under, layer.merged()))
+    layer.to(torch.float64)  # weights replaced by a cast
+    x = x.double()
+    with torch.no_grad():
+        assert torch.equal(layer(x), fresh())
+    y = layer(x.requires_grad_())  # training: built every call, so gradients reach the weights
+    y.sum().backward()
+    assert layer.linear.weight.grad is not None and layer.linear.weight.grad.abs().sum() > 0
