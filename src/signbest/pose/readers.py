@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layouts import COCO_WHOLEBODY, OPENPOSE_BODY25, POSE_FORMAT_COMPONENTS, Layout
+from .layouts import COCO_WHOLEBODY, MEDIAPIPE_HOLISTIC, OPENPOSE_BODY25, POSE_FORMAT_COMPONENTS, Layout
 from .sequence import MAX_FRAMES, PoseError, PoseSequence, fix_handedness
 
 LANDMARK_ROWS = 543  # rows per frame of a GISLR parquet (face, hands, pose): bounds its rows before reading
@@ -68,7 +68,7 @@ def read_mediapipe_npz(path: Path, data) -> PoseSequence:
     h = int(data["height"]) if "height" in data.files else 256
     fps = float(data["fps"]) if "fps" in data.files else 25.0
     scale = np.array([w, h], np.float32)
-    body = pose[:, [0, 11, 13, 15, 12, 14, 16]]
+    body = pose[:, list(MEDIAPIPE_HOLISTIC.body)]
     # MediaPipe always outputs body landmarks; visibility is its confidence. Hands have no score.
     body_conf = np.where(np.isfinite(body[..., :2]).all(-1), np.clip(body[..., 3], 0.01, 1.0), 0.0)
     hand_conf = lambda a: np.isfinite(a[..., :2]).all(-1).astype(np.float32)
