@@ -76,8 +76,8 @@ def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     if pool or times > 1:  # the labelled-only row's steps (times N), so pools of any size compare at equal compute
         cfg["pretrain"]["steps_per_epoch"] = times * labelled_steps(args.data, json.dumps([cfg["pretrain"], cfg.get("split")], sort_keys=True))
         cfg["row"]["label"] += {"": "", "pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
-        if "@" in row:  # a share of the labelled clips (plus the whole pool)
-            cfg["row"]["label"] += f", {row.split('@')[1]}% of the labelled clips"
+    if "@" in row:  # a share of the labelled clips (plus the whole pool)
+        cfg["row"]["label"] += f", {row.split('@')[1]}% of the labelled clips"
     return cfg
 
 
@@ -198,25 +198,25 @@ def earlier_results(out: Path, args) -> list[dict]:
         logging.warning("%s: leaving out earlier rows made with other data or overrides: %s", path, ", ".join(dropped))
     fresh = []
     for r in kept:
-        if changes := config_changes(r, args):
+        try:
+            now = row_config(r["row"], args, list(args.overrides) + share_overrides(r["row"]), r["seed"])
+        except (ValueError, FileNotFoundError) as e:  # a row whose shipped config is gone or no longer parses
+            logging.warning("%s: leaving out %s seed %d: the row no longer resolves: %s", path, r["row"], r["seed"], e)
+            continue
+        if changes := config_changes(r, now):
             logging.warning("%s: leaving out %s seed %d: the same overrides now resolve to another config (%s)",
                             path, r["row"], r["seed"], "; ".join(changes[:3]))
         else:
-            fresh.append(r)
+            fresh.append({**r, "label": now["row"]["label"]})  # today's wording, so reworded rows stay apart
     return fresh
 
 
-def config_changes(result: dict, args) -> list[str]:
-    """How the config `result` was made with differs from what its row and seed resolve to today: equal
-    overrides are not equal settings once a shipped default changes. Results made before configs were
-    recorded have nothing to compare and are kept; settings added later at their old value match."""
+def config_changes(result: dict, now: dict) -> list[str]:
+    """How the config `result` was made with differs from `now`, what its row and seed resolve to today:
+    equal overrides are not equal settings once a shipped default changes. Results made before configs
+    were recorded have nothing to compare and are kept; settings added later at their old value match."""
     if "config" not in result:
         return []
-    row, seed = result["row"], result["seed"]
-    try:
-        now = row_config(row, args, list(args.overrides) + share_overrides(row), seed)
-    except (ValueError, FileNotFoundError) as e:  # a row whose shipped config is gone or no longer parses
-        return [f"the row no longer resolves: {e}"]
     changes = differences({"config": result["config"]}, {"config": json.loads(json.dumps(now, default=str))})
     return [c for c in changes if not c.startswith(DESCRIPTIVE)]
 

@@ -171,6 +171,7 @@ def test_earlier_results_whose_overrides_now_resolve_to_another_config_are_left_
     (tmp_path / "tiny" / "results.json").write_text(json.dumps(old))
     kept = wlasl100.earlier_results(tmp_path / "tiny", args)
     assert [(r["row"], r["seed"]) for r in kept] == [("scratch", 0), ("best", 0), ("best", 1)]
+    assert kept[1]["label"] == made("best", 0)["row"]["label"]  # the table shows today's wording
     assert "scratch seed 1" in caplog.text and "config.finetune.epochs" in caplog.text
 
 
@@ -197,7 +198,8 @@ def test_a_labelled_row_with_a_step_multiple_reads_the_same_clips_for_more_steps
     cfg = wlasl100.row_config("best*4@25", args, share, 0)
     quarter = wlasl100.steps_per_epoch_of(wlasl100.load_config("wlasl-best", share, base="tiny"), [args.data])
     assert cfg["pretrain"]["steps_per_epoch"] == 4 * quarter and cfg["pretrain"]["data_fraction"] == 0.25
-    assert "4x steps" in cfg["row"]["label"]
+    assert "4x steps" in cfg["row"]["label"] and "25% of the labelled clips" in cfg["row"]["label"]
+    assert "50% of the labelled clips" in wlasl100.row_config("best@50", args, wlasl100.share_overrides("best@50"), 0)["row"]["label"]
     assert wlasl100.tokenizer_dir(cfg, args, "best*4@25", 0).name == "tokenizer-coupled@25-seed0"  # best@25's, reused
     with pytest.raises(ValueError, match="needs a row that pre-trains"):
         wlasl100.row_config("scratch*2", args, [], 0)
