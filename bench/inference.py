@@ -11,6 +11,7 @@ import torch
 
 from signbest.config import load_config
 from signbest.runtime import autocast, bf16_supported
+from signbest.models.gcn import reuse_merged_weights
 from signbest.predict import build_classifier
 from bench_common import fake_clips, median_seconds  # noqa: E402
 
@@ -46,7 +47,7 @@ def main() -> None:
         # fp32 weights under autocast (what `evaluate` runs), and weights cast to bf16 once (`Predictor`):
         # autocast re-casts every weight at every call, which at batch 1 costs more than the arithmetic.
         for weights in ["fp32"] + (["bf16"] if use_bf16 else []):
-            model = model.to(torch.bfloat16) if weights == "bf16" else model
+            model = reuse_merged_weights(model.to(torch.bfloat16)) if weights == "bf16" else model  # as Predictor
             lat = timed(lambda: run(one), args.reps)
             thr = 64 / timed(lambda: run(many), max(3, args.reps // 4))
             print(f"| {name} | {weights} | {params:.1f}M | {1000 * lat:.1f} | {thr:.0f} |")

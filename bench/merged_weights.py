@@ -1,6 +1,6 @@
-"""One-clip latency with the GCN's merged weights reused between calls (what evaluation and prediction do)
-against rebuilding them at every call (what training does), interleaved call by call in one process so
-that the machine's drift hits both alike. Random weights; bf16 weights where the CPU has bf16.
+"""One-clip latency with the GCN's merged weights reused between calls (`reuse_merged_weights`, what
+`Predictor` does) against rebuilding them at every call (the default, what training and evaluation do),
+interleaved call by call in one process so that the machine's drift hits both alike. Random weights; bf16 weights where the CPU has bf16.
 
 Usage: python bench/merged_weights.py [--configs paper small] [--calls 300]
 """
@@ -31,7 +31,7 @@ def main() -> None:
     try:
         for name in args.configs:
             model = build_classifier(load_config(name), 100).eval()
-            model = model.to(torch.bfloat16) if bf16 else model
+            model = gcn.reuse_merged_weights(model.to(torch.bfloat16) if bf16 else model)
             one = fake_clips(1, 32, cpu)
             times = {k: [] for k in impls}
             with torch.inference_mode(), autocast(cpu, bf16):

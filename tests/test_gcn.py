@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from signbest.models.gcn import (BODY_BONES, BODY_GROUPS, BODY_SYMMETRY, HAND_BONES, HAND_GROUPS, HAND_SYMMETRY,
-                                  GraphConv, PartGCN, partition_adjacency)
+                                  GraphConv, PartGCN, partition_adjacency, reuse_merged_weights)
 
 
 def textbook(layer: GraphConv, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -53,26 +53,42 @@ def test_a_batch_without_any_present_part_gives_an_empty_embedding_and_gradient(
     assert y.shape == (0, 32) and x.grad.shape == (0, 21, 3)
 
 
-def test_merged_weights_are_reused_without_gradients_and_rebuilt_when_a_weight_or_autocast_changes():
+def test_merged_weights_are_kept_only_on_request_and_never_go_stale_under_a_fused_optimizer():
     torch.manual_seed(0)
     layer = GraphConv(partition_adjacency(21, HAND_BONES, HAND_SYMMETRY), 16, 32)
     x = torch.randn(4, 21, 16)
-    fresh = lambda: torch.relu(layer.norm(torch.nn.functional.linear(
-        torch.bmm(layer.adjacency.to(x.dtype).expand(4, -1, -1), x).view(4, 21, -1), layer.merged()[0])
-        + layer.merged()[1]))
+
+    def fresh():
+        w, bias = layer.merged()
+        z = torch.bmm(layer.adjacency.to(x.dtype).expand(4, -1, -1), x).view(4, 21, -1)
+        return torch.relu(layer.norm(torch.nn.functional.linear(z, w) + bias))
+
+    # By default nothing is kept: a fused AdamW step changes the weights without bumping their version
+    # counters, and evaluation right after it must see the new weights.
+    opt = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=True)
     with torch.no_grad():
-        first = layer(x)
-        assert torch.equal(first, fresh()) and layer.merged_for(x)[0] is layer.merged_for(x)[0]  # reused
-        layer.linear.weight.add_(0.5)  # an optimizer step or load_state_dict: in place
-        assert torch.equal(layer(x), fresh()) and not torch.equal(layer(x), first)
+        before = layer(x)
+    layer(x).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        assert torch.equal(layer(x), fresh()) and not torch.equal(layer(x), before)
+    # On request (inference only) it is kept, and rebuilt when a weight changes through autograd's view,
+    # when autocast changes, and when the weights are cast; train() drops it.
+    reuse_merged_weights(layer.eval())
+    with torch.no_grad():
+        assert torch.equal(layer(x), fresh()) and layer.merged_for(x)[0] is layer.merged_for(x)[0]
+        kept = layer.merged_for(x)[0]
+        layer.linear.weight.add_(0.5)  # as load_state_dict does: in place, version bumped
+        assert torch.equal(layer(x), fresh()) and layer.merged_for(x)[0] is not kept
         plain = layer.merged_for(x)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-        under = layer.merged_for(x)  # rebuilt under autocast, as merged() gives it there
+        under = layer.merged_for(x)
         assert under[0] is not plain and all(torch.equal(a, b) for a, b in zip(under, layer.merged()))
-    layer.to(torch.float64)  # weights replaced by a cast
+    layer.to(torch.float64)
     x = x.double()
     with torch.no_grad():
         assert torch.equal(layer(x), fresh())
-    y = layer(x.requires_grad_())  # training: built every call, so gradients reach the weights
-    y.sum().backward()
-    assert layer.linear.weight.grad is not None and layer.linear.weight.grad.abs().sum() > 0
+    layer.train()
+    assert not layer.__dict__.get("_reuse_merged")
+    with torch.no_grad():
+        assert layer.merged_for(x)[0] is not layer.merged_for(x)[0]  # rebuilt at every call again

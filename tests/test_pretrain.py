@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from signbest import runtime
 from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
 from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
@@ -77,7 +78,11 @@ def test_every_parameter_gets_a_gradient_and_no_nan(synth_dir, tokenizer_dir, ob
         assert torch.isfinite(p.grad).all(), name
 
 
-def test_tiny_pretraining_lowers_the_loss_and_resumes_exactly(synth_dir, tokenizer_dir, tmp_path):
+def test_tiny_pretraining_lowers_the_loss_and_resumes_exactly(synth_dir, tokenizer_dir, tmp_path, monkeypatch):
+    # One thread count in both processes and every epoch: a load-aware choice (another process busy on the
+    # cores) changes the order of float sums, which is not what this test is about.
+    monkeypatch.setattr(runtime, "_LOAD_AWARE_SHARE", None)
+    threads = torch.get_num_threads()
     data = [synth_dir / "manifest.csv"]
     cfg = load_config("tiny", ["pretrain.epochs=3"])
     full = pretrain(cfg, data, tokenizer_dir, tmp_path / "full", progress=False)
@@ -86,7 +91,7 @@ def test_tiny_pretraining_lowers_the_loss_and_resumes_exactly(synth_dir, tokeniz
     assert (tmp_path / "full" / "pretrain_metrics.png").exists()
     # Kill a run (SIGKILL) once its first checkpoint exists, then resume it in this process.
     cut = tmp_path / "cut"
-    cmd = [sys.executable, "-m", "signbest", "pretrain", "--config", "tiny", "--data", str(data[0]),
+    cmd = [sys.executable, "-m", "signbest", "--threads", str(threads), "pretrain", "--config", "tiny", "--data", str(data[0]),
            "--tokenizer", str(tokenizer_dir), "--out", str(cut), "--set", "pretrain.epochs=3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -23,6 +23,7 @@ from .tokens import load_tokenizer
 from .eval.fusion import softmax
 from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
+from .models.gcn import reuse_merged_weights
 from .checkpoint import load_weights
 from .runtime import autocast, bf16_supported
 from .data.batches import collate, to_device
@@ -115,6 +116,7 @@ class Predictor:
             # Weights cast once: under autocast every call re-casts all of them, which for one clip of the
             # `paper` model took more time (42 ms) than the arithmetic (17 ms in bf16; bench/inference.py).
             self.model = self.model.to(torch.bfloat16)
+        reuse_merged_weights(self.model)  # never trained here: the GCNs' merged weights are built once
         self.glosses: list[str] = self.cfg["glosses"]
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self._lock = threading.Lock()

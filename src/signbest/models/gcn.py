@@ -95,18 +95,19 @@ class GraphConv(nn.Module):
         return torch.cat([w[:, :c] + w_self, w[:, c:]], 1), bias
 
     def merged_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`merged()`, kept between calls when no gradient flows to the weights (evaluation, prediction):
-        for one clip its ~60 small weight ops are a sizeable part of the GCN's time (`paper`, bf16, 2 cores:
-        23.6 against 25.2 ms per clip, medians of 300 interleaved calls). Rebuilt whenever a weight changes
-        (in place: its version counter; replaced or cast: its storage) or the autocast state does."""
+        """`merged()`, kept between calls once `reuse_merged_weights` asked for it and no gradient flows to
+        the weights. Only on request: a fused optimizer updates weights in place without bumping their
+        version counters, so no automatic check can tell that a kept result went stale. Rebuilt anyway when
+        a weight is replaced, cast or changed through autograd's view (load_state_dict), or autocast changes;
+        dropped by `train()`."""
         params = list(self.parameters())
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if not self.__dict__.get("_reuse_merged") or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             return self.merged()
         kind = x.device.type
         try:
             key = (tuple((p.data_ptr(), p._version, p.dtype) for p in params),
                    torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
-        except RuntimeError:  # weights made under inference_mode have no version counter: never cached
+        except RuntimeError:  # weights made under inference_mode have no version counter: never kept
             return self.merged()
         cached = self.__dict__.get("_merged_cache")
         if cached is None or cached[0] != key:
@@ -114,6 +115,12 @@ class GraphConv(nn.Module):
             cached = (key, [p.detach() for p in params], self.merged())
             self.__dict__["_merged_cache"] = cached  # a plain attribute: not in state_dict, not a buffer
         return cached[2]
+
+    def train(self, mode: bool = True) -> GraphConv:
+        if mode:  # training changes the weights: whatever was kept for inference goes
+            self.__dict__.pop("_merged_cache", None)
+            self.__dict__["_reuse_merged"] = False
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, j, c = x.shape
@@ -170,3 +177,13 @@ class PartGCN(nn.Module):
         else:
             first, runs = members[0].amax(1, keepdim=True), members[1].amax(2)
         return torch.cat([first, runs], 1)  # (N, 1 + G - 1, C)
+
+
+def reuse_merged_weights(model: nn.Module) -> nn.Module:
+    """Let every graph convolution of `model` keep its merged weight between calls (inference only: for one
+    clip of the `paper` model, rebuilding it took 1.5 of about 22 ms; bench/merged_weights.py). Valid until
+    `model.train()`; for a model that is only ever used for prediction, such as `Predictor`'s."""
+    for module in model.modules():
+        if isinstance(module, GraphConv):
+            module.__dict__["_reuse_merged"] = True
+    return model
