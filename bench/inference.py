@@ -51,6 +51,24 @@ def main() -> None:
             lat = timed(lambda: run(one), args.reps)
             thr = 64 / timed(lambda: run(many), max(3, args.reps // 4))
             print(f"| {name} | {weights} | {params:.1f}M | {1000 * lat:.1f} | {thr:.0f} |")
+        if device.type == "cpu":
+            weight_traffic(model, name, args.frames, args.reps)
+
+
+def weight_traffic(model, name: str, frames: int, reps: int) -> None:
+    """One clip reads every encoder weight once: the blocks' forward time against the time their bytes
+    take at the read bandwidth measured now (a 256 MB fp32 sum) is how close batch 1 is to that floor."""
+    blocks = model.encoder.blocks
+    nbytes = sum(p.numel() * p.element_size() for p in blocks.parameters())
+    big = torch.randn(64_000_000)
+    bandwidth = big.numel() * big.element_size() / median_seconds(big.sum, 10)
+    x = torch.randn(1, frames, model.encoder.cfg.dim, dtype=next(blocks.parameters()).dtype)
+    with torch.inference_mode():
+        t = median_seconds(lambda: blocks(x), reps)
+    print(f"{name}: Transformer blocks, one clip: {1000 * t:.2f} ms for {nbytes / 1e6:.1f} MB of weights "
+          f"({nbytes / t / 1e9:.1f} GB/s); read bandwidth now {bandwidth / 1e9:.1f} GB/s, "
+          f"so at least {1000 * nbytes / bandwidth:.2f} ms")
+
 
 if __name__ == "__main__":
     main()
