@@ -11,8 +11,8 @@ import statistics
 import time
 
 import torch
-
 from bench_common import fake_clips
+
 from signbest.config import load_config
 from signbest.models import gcn
 from signbest.predict import build_classifier
