@@ -16,10 +16,6 @@ from signbest.predict import build_classifier
 from bench_common import fake_clips, median_seconds  # noqa: E402
 
 
-def timed(fn, reps: int) -> float:
-    return median_seconds(fn, reps)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", nargs="+", default=["paper", "small"])
@@ -48,8 +44,8 @@ def main() -> None:
         # autocast re-casts every weight at every call, which at batch 1 costs more than the arithmetic.
         for weights in ["fp32"] + (["bf16"] if use_bf16 else []):
             model = reuse_merged_weights(model.to(torch.bfloat16)) if weights == "bf16" else model  # as Predictor
-            lat = timed(lambda: run(one), args.reps)
-            thr = 64 / timed(lambda: run(many), max(3, args.reps // 4))
+            lat = median_seconds(lambda: run(one), args.reps)
+            thr = 64 / median_seconds(lambda: run(many), max(3, args.reps // 4))
             print(f"| {name} | {weights} | {params:.1f}M | {1000 * lat:.1f} | {thr:.0f} |")
         if device.type == "cpu":
             weight_traffic(model, name, args.frames, args.reps)

@@ -1,6 +1,7 @@
 """One-clip latency with the GCN's merged weights reused between calls (`reuse_merged_weights`, what
 `Predictor` does) against rebuilding them at every call (the default, what training and evaluation do),
-interleaved call by call in one process so that the machine's drift hits both alike. Random weights; bf16 weights where the CPU has bf16.
+interleaved call by call in one process so that the machine's drift hits both alike. Random weights; bf16
+weights where the CPU has bf16.
 
 Usage: python bench/merged_weights.py [--configs paper small] [--calls 300]
 """

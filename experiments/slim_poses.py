@@ -52,9 +52,8 @@ def main() -> None:
     root = args.manifest.parent
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.manifest, args.out / args.manifest.name)
-    for extra in ("glosses.txt",):
-        if (root / extra).exists():
-            shutil.copyfile(root / extra, args.out / extra)
+    if (root / "glosses.txt").exists():  # WLASL100's label names beside its manifest
+        shutil.copyfile(root / "glosses.txt", args.out / "glosses.txt")
     clips = read_manifest(args.manifest).clips
     pairs = []
     for clip in clips:

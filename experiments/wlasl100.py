@@ -69,7 +69,7 @@ def labelled_steps(data: str, settings: str) -> int:
 
 def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
     seeds = [f"{s}.seed={seed}" for s in ("tokenizer", "pretrain", "finetune")]
-    name, pool, times = parse_row(row)
+    name, pool, times, share = row_parts(row)
     cfg = load_config(f"wlasl-{name}", [*overrides, *seeds], base=args.size)
     if times > 1 and not cfg["row"]["pretrain"]:
         raise ValueError(f"row {row!r}: a step multiple needs a row that pre-trains; {name} does not")
@@ -77,7 +77,7 @@ def row_config(row: str, args, overrides: list[str], seed: int) -> dict:
         cfg["pretrain"]["steps_per_epoch"] = times * labelled_steps(args.data, json.dumps([cfg["pretrain"], cfg.get("split")], sort_keys=True))
         cfg["row"]["label"] += {"": "", "pool": " + pool", "pool-only": ", pool only"}[pool] + (f", {times}x steps" if times > 1 else "")
     if "@" in row:  # a share of the labelled clips (plus the whole pool)
-        cfg["row"]["label"] += f", {row.split('@')[1]}% of the labelled clips"
+        cfg["row"]["label"] += f", {share}% of the labelled clips"
     return cfg
 
 

@@ -100,8 +100,10 @@ class GraphConv(nn.Module):
         version counters, so no automatic check can tell that a kept result went stale. Rebuilt anyway when
         a weight is replaced, cast or changed through autograd's view (load_state_dict), or autocast changes;
         dropped by `train()`."""
+        if not self.__dict__.get("_reuse_merged"):  # the default, and training's hot path: nothing else to check
+            return self.merged()
         params = list(self.parameters())
-        if not self.__dict__.get("_reuse_merged") or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return self.merged()
         kind = x.device.type
         try:
