@@ -25,8 +25,24 @@ def test_every_shipped_config_builds_every_section():
     assert small_row["model"]["part_dim"] == 128 and small_row["masking"]["parts"] == "hand"
 
 
-def test_demo_runs_end_to_end_at_tiny_size(tmp_path):
-    res = run_demo(tmp_path / "demo", config="tiny", classes=4, signers=3, per_class=6, progress=False)
+def test_demo_runs_end_to_end_at_tiny_size_with_threads_held_whatever_the_load(tmp_path, monkeypatch):
+    import torch
+
+    from signbest import runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    runtime.set_threads()  # signbest's own, load-aware choice, as the CLI makes it
+
+    def no_measuring(window=0.2):
+        raise AssertionError("the demo's table must not depend on the load")
+    monkeypatch.setattr(runtime, "busy_cores_elsewhere", no_measuring)
+    try:
+        res = run_demo(tmp_path / "demo", config="tiny", classes=4, signers=3, per_class=6, progress=False)
+        assert res["threads"] == 2 and runtime._LOAD_AWARE_SHARE == 2  # held during the demo, restored after
+    finally:
+        runtime.set_threads(threads=before)
     assert set(res["runs"]) == {"scratch", "best"}
     for r in res["runs"].values():
         assert 0 <= r["per_instance_top1"] <= 100 and r["clips"] > 0

@@ -149,6 +149,33 @@ def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch, synth_dir
         runtime.set_threads(threads=before)  # also leaves signbest's own choice off for the other tests
 
 
+def test_fixed_threads_hold_the_full_share_without_measuring_the_load(monkeypatch):
+    import torch
+
+    from signbest import runtime
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(runtime, "available_cores", lambda: 4)
+        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 2.0)
+        runtime.set_threads()
+        assert runtime.refit_threads() == 2  # load-aware outside the block
+        with monkeypatch.context() as m:
+            def no_measuring(window=0.2):
+                raise AssertionError("a fixed count must not depend on the load")
+            m.setattr(runtime, "busy_cores_elsewhere", no_measuring)
+            with runtime.fixed_threads() as n:
+                assert n == 4 and torch.get_num_threads() == 4  # back to the full share, not the refitted 2
+                assert runtime.refit_threads() == 4
+        assert runtime.refit_threads() == 2  # and load-aware again after it
+        runtime.set_threads(threads=3)
+        with runtime.fixed_threads() as n:
+            assert n == 3  # the user's count is kept
+    finally:
+        runtime.set_threads(threads=before)
+
+
 def test_a_spinning_process_counts_as_a_busy_core():
     import subprocess
     import sys

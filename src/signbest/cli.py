@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 @app.callback()
-def _common(threads: Annotated[int, typer.Option(help="torch threads (default: OMP_NUM_THREADS if set, else the cores other processes leave free, measured before every training epoch, shared among torchrun processes; give it for runs that repeat bit for bit)")] = 0) -> None:
+def _common(threads: Annotated[int, typer.Option(help="torch threads (default: OMP_NUM_THREADS if set, else the cores other processes leave free, measured before every training epoch, shared among torchrun processes; `demo` holds its count instead; give it for runs that repeat bit for bit)")] = 0) -> None:
     from .runtime import set_threads
 
     set_threads(threads)

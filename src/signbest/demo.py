@@ -11,13 +11,14 @@ import logging
 import time
 from pathlib import Path
 
+from .checkpoint import write_json
 from .config import load_config
 from .data.synth import generate
 from .eval.evaluate import evaluate
-from .checkpoint import write_json
+from .runtime import fixed_threads
+from .tokens import show_dataset_tokens
 from .train.finetune import finetune
 from .train.pretrain import pretrain
-from .tokens import show_dataset_tokens
 from .train.tokenizer import train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -26,30 +27,31 @@ log = logging.getLogger(__name__)
 def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int = 20, signers: int = 8,
              per_class: int = 24, seed: int = 0, kmeans: bool = False, progress: bool = True,
              overrides: list[str] | None = None, overwrite: bool = False) -> dict:
-    out, t0 = Path(out), time.monotonic()
-    stages = ["scratch", "best"] + (["kmeans"] if kmeans else [])
-    manifest = generate(out / "data", classes, signers, per_class, seed, progress=progress)
-    log.info("demo: data ready in %.0f s", time.monotonic() - t0)
-    cfg = load_config(config, overrides)
-    kw = dict(progress=progress, overwrite=overwrite)
-    runs = {}
-    train_tokenizer(cfg, [manifest], out / "tokenizer", **kw)
-    show_dataset_tokens(out / "tokenizer", manifest, out / "tokens.png", split="train")
-    pretrain(cfg, [manifest], out / "tokenizer", out / "pretrain", **kw)
-    if kmeans:
-        km = load_config(config, [*(overrides or []), "tokenizer.kind=kmeans"])
-        train_tokenizer(km, [manifest], out / "tokenizer-kmeans", **kw)
-        pretrain(km, [manifest], out / "tokenizer-kmeans", out / "pretrain-kmeans", **kw)
-    for name, pre in (("scratch", None), ("best", out / "pretrain"), ("kmeans", out / "pretrain-kmeans")):
-        if name in stages:
-            finetune(cfg, manifest, out / f"finetune-{name}", pre, **kw)
-            runs[name] = evaluate(out / f"finetune-{name}", manifest, "test", out / f"finetune-{name}" / "eval-test")
-    table = results_table(runs)
-    (out / "results.md").write_text(table + f"\nWall time {time.monotonic() - t0:.0f} s.\n")
-    write_json(out / "results.json", {k: v["pose"] for k, v in runs.items()})
-    log.info("demo: finished in %.0f s", time.monotonic() - t0)
-    return {"table": table, "runs": {k: v["pose"] for k, v in runs.items()}, "out": str(out),
-            "wall_s": time.monotonic() - t0}
+    with fixed_threads() as threads:  # never refitted to the load: the table must not depend on other processes
+        out, t0 = Path(out), time.monotonic()
+        stages = ["scratch", "best"] + (["kmeans"] if kmeans else [])
+        manifest = generate(out / "data", classes, signers, per_class, seed, progress=progress)
+        log.info("demo: data ready in %.0f s", time.monotonic() - t0)
+        cfg = load_config(config, overrides)
+        kw = dict(progress=progress, overwrite=overwrite)
+        runs = {}
+        train_tokenizer(cfg, [manifest], out / "tokenizer", **kw)
+        show_dataset_tokens(out / "tokenizer", manifest, out / "tokens.png", split="train")
+        pretrain(cfg, [manifest], out / "tokenizer", out / "pretrain", **kw)
+        if kmeans:
+            km = load_config(config, [*(overrides or []), "tokenizer.kind=kmeans"])
+            train_tokenizer(km, [manifest], out / "tokenizer-kmeans", **kw)
+            pretrain(km, [manifest], out / "tokenizer-kmeans", out / "pretrain-kmeans", **kw)
+        for name, pre in (("scratch", None), ("best", out / "pretrain"), ("kmeans", out / "pretrain-kmeans")):
+            if name in stages:
+                finetune(cfg, manifest, out / f"finetune-{name}", pre, **kw)
+                runs[name] = evaluate(out / f"finetune-{name}", manifest, "test", out / f"finetune-{name}" / "eval-test")
+        table = results_table(runs)
+        (out / "results.md").write_text(table + f"\nWall time {time.monotonic() - t0:.0f} s, {threads} torch threads.\n")
+        write_json(out / "results.json", {k: v["pose"] for k, v in runs.items()})
+        log.info("demo: finished in %.0f s", time.monotonic() - t0)
+        return {"table": table, "runs": {k: v["pose"] for k, v in runs.items()}, "out": str(out),
+                "wall_s": time.monotonic() - t0, "threads": threads}
 
 
 NAMES = {"scratch": "from scratch (no pre-training)", "best": "BEST (coupled tokenizer + MUM)",

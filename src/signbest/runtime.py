@@ -110,6 +110,22 @@ def refit_threads() -> int:
     return n
 
 
+@contextlib.contextmanager
+def fixed_threads():
+    """Hold torch's thread count for the block: signbest's own choice stays at its full share, with no refits
+    to the load, so a result that must not depend on what else the machine runs (`signbest demo`) sums in
+    the same order every time. A count given by --threads or OMP_NUM_THREADS is kept as it is."""
+    global _LOAD_AWARE_SHARE
+    share = _LOAD_AWARE_SHARE
+    if share is not None:
+        torch.set_num_threads(share)
+    _LOAD_AWARE_SHARE = None
+    try:
+        yield torch.get_num_threads()
+    finally:
+        _LOAD_AWARE_SHARE = share
+
+
 def progress_bar_kwargs(enabled: bool) -> dict:
     """tqdm settings: live on a terminal; in a log file or CI a line every 30 s instead of a flood."""
     if not enabled:
