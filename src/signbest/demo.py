@@ -47,7 +47,7 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
                 finetune(cfg, manifest, out / f"finetune-{name}", pre, **kw)
                 runs[name] = evaluate(out / f"finetune-{name}", manifest, "test", out / f"finetune-{name}" / "eval-test")
         table = results_table(runs)
-        (out / "results.md").write_text(table + f"\nWall time {time.monotonic() - t0:.0f} s, {threads} torch threads.\n")
+        (out / "results.md").write_text(table + f"\nWall time {time.monotonic() - t0:.0f} s, {threads} torch thread{'s' * (threads != 1)}.\n")
         write_json(out / "results.json", {k: v["pose"] for k, v in runs.items()})
         log.info("demo: finished in %.0f s", time.monotonic() - t0)
         return {"table": table, "runs": {k: v["pose"] for k, v in runs.items()}, "out": str(out),
