@@ -10,9 +10,9 @@ import argparse
 import torch
 
 from signbest.config import load_config
-from signbest.runtime import autocast, bf16_supported
 from signbest.models.gcn import reuse_merged_weights
 from signbest.predict import build_classifier
+from signbest.runtime import autocast, bf16_supported
 from bench_common import fake_clips, median_seconds  # noqa: E402
 
 
