@@ -46,7 +46,7 @@ def test_output_paths_that_collide_are_refused_before_any_work(synth_dir, tmp_pa
     before = manifest.read_text()
     cases = [(["synth", "-o", str(afile)], "is a file"),
              (["resplit", str(manifest), "-o", str(adir)], "is a folder"),
-             (["pool", str(synth_dir / "poses"), "--out", str(manifest)], "not a pool manifest"),
+             (["pool", str(synth_dir / "poses"), "--out", str(manifest)], "not written by signbest"),
              (["evaluate", "--checkpoint", str(tmp_path / "none"), "--data", str(manifest), "--out", str(afile)], None)]
     for args, words in cases:
         r = subprocess.run([sys.executable, "-m", "signbest", *args], capture_output=True, text=True)

@@ -183,7 +183,7 @@ def test_killed_run_leaves_no_partial_file_and_resumes(tmp_path):
     r = _signbest("extract", src, "-o", out, "--empty-ok")
     assert r.returncode == 0, r.stderr
     assert f"skipped {len(done)} already done" in r.stdout
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # partials cleaned up
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".partial")) == []  # partials cleaned up
     with open(out / "manifest.csv") as f:
         assert sorted(x["video_id"] for x in csv.DictReader(f)) == [f"clip{i}" for i in range(6)]
 

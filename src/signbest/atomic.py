@@ -93,6 +93,17 @@ def atomic_folder(folder: Path, write) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def committed(folder: Path) -> Path | None:
+    """The readable version of a committed folder, changing nothing: the folder itself, or its previous
+    version while a commit is between its two renames (a kill there leaves only `<name>.old`). Readers use
+    this; only the writer's next commit (`recover_folder`) tidies up, so a reader never races a writer."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return folder
+    old = folder.with_name(folder.name + ".old")
+    return old if old.is_dir() else None
+
+
 def recover_folder(folder: Path) -> None:
     """Finish or undo a folder commit that a kill interrupted, and drop abandoned temporaries."""
     folder = Path(folder)

@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_folder, atomic_write, recover_folder
+from .atomic import atomic_folder, atomic_write, committed, recover_folder
 
 CHECKPOINT = "checkpoint"  # a stage's resumable checkpoint, inside its output folder
 
@@ -52,12 +52,14 @@ def save_weights(model: torch.nn.Module, folder: Path, config: dict) -> None:
 
 
 def weights_folder(folder: Path) -> Path:
-    """A folder with model.safetensors: the folder itself or, for a stage's output folder, its checkpoint."""
+    """A folder with model.safetensors: the folder itself or, for a stage's output folder, its checkpoint
+    (the committed version, also while a commit is between its renames). Reads only: changes nothing."""
     folder = Path(folder)
-    recover_folder(folder)
-    if not (folder / "model.safetensors").exists() and (folder / CHECKPOINT).is_dir():
-        recover_folder(folder / CHECKPOINT)
-        return folder / CHECKPOINT
+    folder = committed(folder) or folder
+    if not (folder / "model.safetensors").exists():
+        inner = committed(folder / CHECKPOINT)
+        if inner is not None:
+            return inner
     return folder
 
 

@@ -88,14 +88,17 @@ def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500
     """Build a manifest from a dataset's official split files and your local pose folder."""
     from .data.adapters import ADAPTERS
     from .data.manifest import write_manifest
+    from .outputs import claim_file, record
 
     if dataset not in ADAPTERS:
         raise typer.BadParameter(f"unknown dataset '{dataset}'; choose from {sorted(ADAPTERS)}")
+    claim_file(out, [*split_files, pose_dir])
     fn = ADAPTERS[dataset]
     clips, missing = fn(split_files[0], pose_dir) if dataset == "wlasl" else fn(split_files, pose_dir)
     if not clips:
         raise typer.BadParameter(f"none of the {len(missing)} clips has a pose file in {pose_dir}")
     write_manifest(clips, out)
+    record(out)
     typer.echo(f"wrote {out}: {len(clips)} clips; {len(missing)} listed clips have no pose file in {pose_dir}")
 
 
@@ -107,9 +110,12 @@ def resplit(data: Annotated[Path, typer.Argument(help="dataset manifest")],
     """Signer-independent re-split of train+val: no signer in both."""
     from .data.manifest import read_manifest, write_manifest
     from .data.resplit import split_by_signer
+    from .outputs import claim_file, record
 
+    claim_file(out, [data])
     clips, summary = split_by_signer(read_manifest(data), val_fraction, seed)
     write_manifest(clips, out)
+    record(out)
     typer.echo(f"wrote {out}: {json.dumps(summary)}")
 
 
@@ -229,17 +235,26 @@ def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folde
 def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
             files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
-            top: Annotated[int, typer.Option(help="how many glosses to show")] = 5,
+            top: Annotated[int, typer.Option(min=1, help="how many glosses to show")] = 5,
             as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
-    from .atomic import check_output_file
-    from .predict import predict as run
+    import csv
 
+    from .outputs import claim_file, record
+    from .predict import expand_inputs, predict as run
+
+    clips, strays, refused = expand_inputs(files)
+    if not clips and not refused:
+        raise ValueError(f"no pose files or videos in {', '.join(map(str, files))}"
+                         + (f" ({len(strays)} other files, e.g. {strays[0].name})" if strays else ""))
+    if strays:
+        typer.echo(f"warning: skipped {len(strays)} files that are neither pose files nor videos: "
+                   + ", ".join(str(p) for p in strays[:5]) + (" ..." if len(strays) > 5 else ""), err=True)
     if csv_out is None and any(f.is_dir() for f in files):
         csv_out = Path("predictions.csv")
     if csv_out:
-        check_output_file(csv_out)  # before the work, not after it
+        claim_file(csv_out, [*files, *clips, checkpoint])  # before the work, not after it
     results = run(checkpoint, files, top)
     if as_json:
         typer.echo(json.dumps(results, indent=1))
@@ -249,12 +264,16 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
         elif not as_json:
             typer.echo(f"{r['file']}: " + ", ".join(f"{g} {100 * p:.1f}%" for g, p in r["top"]))
     if csv_out:
-        import csv as _csv
-        with open(csv_out, "w", newline="") as f:
-            w = _csv.writer(f)
-            w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")])
-            for r in results:
-                w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
+        from .atomic import atomic_write
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")])
+                for r in results:
+                    w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
+        atomic_write(csv_out, write)
+        record(csv_out)
         typer.echo(f"wrote {csv_out}")
     failed = sum("error" in r for r in results)
     if failed:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .checkpoint import write_json
 from .config import load_config
+from .outputs import claim_folder
 from .data.synth import generate
 from .eval.evaluate import evaluate
 from .runtime import fixed_threads
@@ -29,6 +30,7 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
              overrides: list[str] | None = None, overwrite: bool = False) -> dict:
     with fixed_threads() as threads:  # never refitted to the load: the table must not depend on other processes
         out, t0 = Path(out), time.monotonic()
+        claim_folder(out, "demo", overwrite=overwrite)
         stages = ["scratch", "best"] + (["kmeans"] if kmeans else [])
         manifest = generate(out / "data", classes, signers, per_class, seed, progress=progress)
         log.info("demo: data ready in %.0f s", time.monotonic() - t0)

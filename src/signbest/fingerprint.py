@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from . import __version__
@@ -108,26 +107,27 @@ def _short(v) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def claim(folder, fp: dict, overwrite: bool = False) -> None:
+def claim(folder, fp: dict, overwrite: bool = False, inputs=()) -> None:
     """Make `folder` this run's: record `fp` in a new or emptied folder, accept a folder with the same
-    fingerprint (resume / skip), and refuse one made from anything else."""
+    fingerprint (resume / skip), and refuse one made from anything else. `overwrite` removes only what
+    signbest wrote there, never a folder it did not make, nor one holding an input (`outputs`)."""
+    from .atomic import atomic_write
+    from .outputs import claim_folder
+
     folder = Path(folder)
     path = folder / FILE
-    if overwrite and folder.exists():
-        shutil.rmtree(folder)
-    if path.exists():
-        old = json.loads(path.read_text())
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise FingerprintError(f"{path}: unreadable run fingerprint ({e}); use another output folder, or "
+                                   "--overwrite to start this one again") from None
         diff = differences(scoped(old), json.loads(json.dumps(fp, default=str)))
         if diff:
             raise FingerprintError(f"{folder} holds a {old.get('stage', '')} run made with other settings or "
                                    f"data: {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}. Use another "
                                    "output folder, or --overwrite to start it again")
         return
-    from .atomic import atomic_write, check_output_folder
-    if folder.exists() and not folder.is_dir():
-        raise FingerprintError(f"{folder}: exists and is a file, not an output folder")
-    if folder.exists() and any(p.name != "tensorboard" for p in folder.iterdir()):
-        raise FingerprintError(f"{folder} is not empty and has no {FILE} (made by an older signbest or by "
-                               "something else): use another output folder, or --overwrite")
-    check_output_folder(folder)
+    data = [d["path"] for d in fp.get("data", []) if isinstance(d, dict) and "path" in d]
+    claim_folder(folder, fp.get("stage", "run"), [*data, *inputs], overwrite)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(fp, indent=2, default=str)))

@@ -24,6 +24,7 @@ from .eval.fusion import softmax
 from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
+from .atomic import committed
 from .checkpoint import load_weights
 from .runtime import autocast, bf16_supported
 from .data.batches import collate, to_device
@@ -58,10 +59,12 @@ def predict_logits(model: SignClassifier, dataset: SignDataset, batch_size: int 
 def load_classifier(checkpoint: str | Path):
     """A fine-tuned model and its config (with the gloss list). Accepts a run folder (uses its best/)."""
     checkpoint = Path(checkpoint)
-    for chosen in ("selected", "best"):  # a run folder: its selected epoch ("best" before 0.2)
-        if (checkpoint / chosen / "model.safetensors").exists():
-            checkpoint = checkpoint / chosen
-            break
+    chosen = committed(checkpoint / "selected")  # a run folder: its selected epoch, even mid-commit
+    if chosen is not None:
+        checkpoint = chosen
+    elif (checkpoint / "fingerprint.json").exists() and (checkpoint / "checkpoint").exists():
+        raise ValueError(f"{checkpoint}: the fine-tuning run has no selected model yet (no selected/ folder): "
+                         "let it finish at least one epoch")
     weights, cfg = load_weights(checkpoint)
     if "glosses" not in cfg:
         raise ValueError(f"{checkpoint}: not a fine-tuned checkpoint (its config has no gloss list)")
@@ -92,17 +95,34 @@ def _extract_videos(videos: list[Path], tmp: Path) -> tuple[dict[Path, Path], di
     return poses, errors
 
 
-def expand_inputs(files: list[str | Path]) -> list[Path]:
-    """Files as given; a folder (other than an OpenPose frame folder) stands for the pose files and videos in it."""
+def is_openpose_folder(folder: Path) -> bool:
+    """A folder is one OpenPose clip only when every visible file in it is an OpenPose frame file."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")]
+    return bool(files) and all(p.name.endswith("_keypoints.json") for p in files)
+
+
+def expand_inputs(files: list[str | Path]) -> tuple[list[Path], list[Path], dict[Path, str]]:
+    """(clips, strays, refused): files as given; a folder stands for the pose files and videos in it
+    (or is itself one OpenPose clip, see `is_openpose_folder`). Strays are a folder's other files;
+    OpenPose frame files among other clips are refused, each with the reason."""
     from .video.holistic import VIDEO_SUFFIXES
 
-    paths = []
+    paths, strays, refused = [], [], {}
     for f in map(Path, files):
-        if f.is_dir() and not any(f.glob("*_keypoints.json")):
-            paths += sorted(p for p in f.iterdir() if p.suffix.lower() in POSE_SUFFIXES | VIDEO_SUFFIXES)
-        else:
+        if not f.is_dir() or is_openpose_folder(f):
             paths.append(f)
-    return paths
+            continue
+        for p in sorted(f.iterdir()):
+            if p.name.startswith(".") or p.is_dir():
+                continue
+            if p.name.endswith("_keypoints.json"):
+                refused[p] = ("an OpenPose frame file among other clips: one clip's frames belong in a folder of "
+                              "their own")
+            elif p.suffix.lower() in POSE_SUFFIXES | VIDEO_SUFFIXES:
+                paths.append(p)
+            else:
+                strays.append(p)
+    return paths, strays, refused
 
 
 class Predictor:
@@ -124,13 +144,15 @@ class Predictor:
     def __call__(self, files: list[str | Path], top: int = 5, batch_size: int = 64, details: bool = False) -> list[dict]:
         """Top-k glosses with probabilities per input, or its error. With `details`, also the normalised
         triplet units the model received (per frame), the tokenizer's ids, and the time taken."""
-        paths = expand_inputs(files)
+        paths, _, refused = expand_inputs(files)
         from .video.holistic import VIDEO_SUFFIXES
 
         with self._lock, tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
             extracted, errors = _extract_videos(videos, Path(tmp)) if videos else ({}, {})
+            errors.update(refused)
+            paths = paths + list(refused)
             t1 = time.perf_counter()
             readable = [(i, extracted.get(p, p)) for i, p in enumerate(paths) if p not in errors]
             if not readable:

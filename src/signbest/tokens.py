@@ -8,6 +8,7 @@ import torch
 
 from .checkpoint import atomic_write, load_weights
 from .config import section
+from .outputs import claim_file, record
 from .data import SignDataset
 from .models.quantizer import codebook_stats
 from .models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
@@ -100,19 +101,24 @@ def dataset_ids(tokenizer_dir: Path, data: Path, split: str = "all"):
 
 def tokenize_dataset(tokenizer_dir: Path, data: Path, out: Path | None = None, split: str = "all") -> Path:
     """One .npz: clip_ids, offsets (N+1), and left/right/body ids over all frames (-1 = missing part)."""
-    ds, _, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     out = Path(out) if out else Path(tokenizer_dir) / f"tokens-{Path(data).stem}.npz"
+    claim_file(out, [tokenizer_dir, data])  # before the work: never an input, never a file signbest did not write
+    ds, _, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: given a name without .npz, numpy would append one
             np.savez(f, clip_ids=np.array([c.clip_id for c in ds.clips]), offsets=offsets, **ids)
 
     atomic_write(out, write)
+    record(out)
     return out
 
 
 def show_dataset_tokens(tokenizer_dir: Path, data: Path, out: Path, codes: int = 6, members: int = 6,
                         split: str = "all") -> Path:
+    claim_file(out, [tokenizer_dir, data])
     ds, frames, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     signers = np.repeat(np.array([c.signer or "?" for c in ds.clips]), lengths)
-    return show_tokens(frames, ids, signers, Path(out), codes, members)
+    path = show_tokens(frames, ids, signers, Path(out), codes, members)
+    record(path)
+    return path

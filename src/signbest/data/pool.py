@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..outputs import claim_file, record
 from ..atomic import atomic_write, check_output_file
 from ..pose import PARTS, read_pose
 from ..runtime import progress_bar_kwargs
@@ -49,18 +50,10 @@ POOL_COLUMNS = ["clip_id", "pose_file", "split", "frames"]
 
 
 def _check_pool_output(out: Path, folder: Path, exclude) -> None:
-    """The pool manifest may replace an earlier pool manifest, never a labelled manifest or a data file."""
-    check_output_file(out)
-    if any(out.resolve() == Path(e).resolve() for e in exclude):
-        raise ValueError(f"{out}: is one of the --exclude manifests; write the pool elsewhere")
-    if out.exists():
-        with open(out, newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = next(csv.reader(f), [])
-        if header != POOL_COLUMNS:
-            raise ValueError(f"{out}: exists and is not a pool manifest (its columns are {header[:6]}); "
-                             "refusing to overwrite it: choose another --out")
+    """The pool manifest is a CSV that is none of the inputs and replaces only a file signbest wrote."""
     if out.suffix.lower() in POSE_SUFFIXES:
         raise ValueError(f"{out}: the pool manifest is a CSV; give a .csv path, not a pose file name")
+    claim_file(out, [folder, *exclude])
 
 
 def build_pool(folder: str | Path, out: str | Path, exclude: list[str | Path] = (), progress: bool = True) -> dict:
@@ -103,6 +96,7 @@ def build_pool(folder: str | Path, out: str | Path, exclude: list[str | Path] = 
                 w.writerow([cid, path, "train", n])
     if rows:
         atomic_write(out, write)
+        record(out)
     total = max(sum(frames), 1)
     return {"manifest": str(out) if rows else None, "clips": len(rows), "frames": int(sum(frames)),
             "frames_median": float(np.median(frames)) if frames else 0.0,

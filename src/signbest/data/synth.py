@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, check_output_folder
+from ..outputs import claim_folder
 from ..runtime import progress_bar_kwargs
 from ..pose.sequence import HAND_J
 from .hand_model import HANDSHAPES, hand_joints_3d, project_hand
@@ -217,6 +218,7 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
     if classes < 2 or signers < 1 or per_class < 1:
         raise ValueError(f"need classes >= 2, signers >= 1, per_class >= 1; got {classes}, {signers}, {per_class}")
     out_dir = Path(out_dir)
+    claim_folder(out_dir, "synth")
     check_output_folder(out_dir / "poses")
     stamp, params = out_dir / "synth.json", json.dumps(
         {"classes": classes, "signers": signers, "per_class": per_class, "seed": seed, "size": size}, sort_keys=True)

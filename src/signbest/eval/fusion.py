@@ -21,18 +21,32 @@ def read_scores(path: str | Path) -> tuple[list[str], np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             if not {"clip_ids", "scores"} <= set(z.files):
                 raise ValueError(f"{path}: fusion .npz needs arrays 'clip_ids' and 'scores', has {sorted(z.files)}")
-            return [str(c) for c in z["clip_ids"]], np.asarray(z["scores"], float)
-    if path.suffix == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        if len(rows) < 2:
-            raise ValueError(f"{path}: fusion CSV has no score rows")
+            ids, scores = [str(c) for c in z["clip_ids"]], np.asarray(z["scores"], float)
+    elif path.suffix == ".csv":
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); save it as UTF-8 CSV") from None
+        if len(rows) < 2 or len(rows[0]) < 2:
+            raise ValueError(f"{path}: fusion CSV needs a clip id column and score columns, and at least one row")
         body = rows[1:] if not _is_number(rows[0][1]) else rows
         widths = {len(r) for r in body}
         if len(widths) != 1:
             raise ValueError(f"{path}: rows have different numbers of columns {sorted(widths)}")
-        return [r[0] for r in body], np.array([[float(v) for v in r[1:]] for r in body])
-    raise ValueError(f"{path}: fusion scores must be .csv or .npz")
+        for line, r in enumerate(body, start=len(rows) - len(body) + 1):
+            bad = next((v for v in r[1:] if not _is_number(v)), None)
+            if bad is not None:
+                raise ValueError(f"{path}: line {line}: score {bad[:40]!r} is not a number")
+        ids, scores = [r[0] for r in body], np.array([[float(v) for v in r[1:]] for r in body])
+    else:
+        raise ValueError(f"{path}: fusion scores must be .csv or .npz")
+    if scores.ndim != 2 or scores.shape[0] != len(ids):
+        raise ValueError(f"{path}: scores must be one row per clip id ({len(ids)}), got shape {scores.shape}")
+    bad = np.flatnonzero(~np.isfinite(scores).all(1))
+    if bad.size:
+        raise ValueError(f"{path}: {bad.size} clips have non-finite scores (NaN or inf), e.g. clip {ids[bad[0]]!r}")
+    return ids, scores
 
 
 def _is_number(s: str) -> bool:

@@ -16,6 +16,9 @@ from .layouts import COCO_WHOLEBODY, MEDIAPIPE_HOLISTIC, OPENPOSE_BODY25, POSE_F
 from .sequence import MAX_FRAMES, PoseError, PoseSequence, fix_handedness
 
 LANDMARK_ROWS = 543  # rows per frame of a GISLR parquet (face, hands, pose): bounds its rows before reading
+MAX_FRAME_VALUES = 4 * LANDMARK_ROWS  # numbers per frame of one array: every MediaPipe landmark with x, y, z, score
+MAX_ARRAY_BYTES = 128 << 20  # one array of a pose file: a clip near MAX_FRAMES with the whole body fits
+MAX_JSON_BYTES = 64 << 20  # a JSON pose file (MMPose, OpenPose frame) is parsed only below this size
 
 
 def _refuse_long(path: Path, frames: int, what: str) -> None:
@@ -23,16 +26,30 @@ def _refuse_long(path: Path, frames: int, what: str) -> None:
         raise PoseError(f"{path}: {what} {frames} frames, more than the {MAX_FRAMES} a sign clip can have")
 
 
+def _refuse_shape(path: Path, name: str, shape: tuple, itemsize: int) -> None:
+    """Frames, numbers per frame and bytes of an array as its header declares them, against the caps."""
+    if not shape:
+        return
+    _refuse_long(path, int(shape[0]), f"array '{name}' has")
+    per_frame = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    if per_frame > MAX_FRAME_VALUES:
+        raise PoseError(f"{path}: array '{name}' declares shape {tuple(shape)}: {per_frame} numbers per frame, more "
+                        f"than the {MAX_FRAME_VALUES} a pose frame can have")
+    size = int(np.prod(shape, dtype=np.int64)) * itemsize
+    if size > MAX_ARRAY_BYTES:
+        raise PoseError(f"{path}: array '{name}' declares shape {tuple(shape)} ({size / 2**20:.0f} MiB), more than the "
+                        f"{MAX_ARRAY_BYTES >> 20} MiB a pose array can take")
+
+
 def _npz_frame_cap(path: Path, data) -> None:
-    """Check every array's frame count from its header, before anything is decompressed: a small
-    compressed file can hold millions of frames (gigabytes once loaded)."""
+    """Check every array's declared shape from its header, before anything is decompressed: a small
+    compressed file can declare gigabytes."""
     for name in data.zip.namelist():
         with data.zip.open(name) as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = read(f)[0]
-        if shape:
-            _refuse_long(path, int(shape[0]), f"array '{name.removesuffix('.npy')}' has")
+            shape, _, dtype = read(f)
+        _refuse_shape(path, name.removesuffix(".npy"), shape, dtype.itemsize)
 
 
 def numeric(path, name: str, a) -> np.ndarray:
@@ -231,6 +248,10 @@ def read_gislr_parquet(path: Path, size=(1000, 1000)) -> PoseSequence:
         raise PoseError(f"{path}: the parquet file has no rows")
     fidx = {f: i for i, f in enumerate(frames)}
     offset = {"pose": 0, "left_hand": 33, "right_hand": 54}
+    count = {"pose": 33, "left_hand": 21, "right_hand": 21}
+    for typ, k in zip(table["type"], table["landmark_index"]):  # a bad index must not wrap around numpy's indexing
+        if typ in count and (k is None or not 0 <= k < count[typ]):
+            raise PoseError(f"{path}: landmark_index {k} for type '{typ}' is outside 0..{count[typ] - 1}")
     pts = np.full((len(frames), 75, 2), np.nan, np.float32)
     for f, typ, k, x, y in zip(table["frame"], table["type"], table["landmark_index"], table["x"], table["y"]):
         if typ in offset and x is not None and y is not None:
@@ -260,9 +281,14 @@ def read_pose(path: str | Path, fix_hands: bool = True, **kw) -> PoseSequence:
 def _read_any(path: Path, **kw) -> PoseSequence:
     suffix = path.suffix.lower()
     if path.is_dir():
-        files = sorted(path.glob("*_keypoints.json")) or sorted(path.glob("*.json"))
+        visible = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = [p for p in visible if p.name.endswith("_keypoints.json")] or [p for p in visible if p.suffix == ".json"]
         if not files:
             raise PoseError(f"{path}: folder holds no OpenPose *_keypoints.json files")
+        others = [p.name for p in visible if p not in files]
+        if others:
+            raise PoseError(f"{path}: a folder is read as one OpenPose clip only when it holds nothing but its frame "
+                            f"files; it also holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}")
         return read_openpose_frames(files, str(path), **kw)
     if path.stat().st_size == 0:
         raise PoseError(f"{path}: the file is empty")
@@ -271,6 +297,9 @@ def _read_any(path: Path, **kw) -> PoseSequence:
     if suffix == ".parquet":
         return read_gislr_parquet(path)
     if suffix == ".json":
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise PoseError(f"{path}: {path.stat().st_size >> 20} MiB of JSON, more than the {MAX_JSON_BYTES >> 20} MiB "
+                            "a pose file can take")
         try:
             doc = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -287,8 +316,8 @@ def _read_any(path: Path, **kw) -> PoseSequence:
             if isinstance(e, PoseError):
                 raise
             raise PoseError(f"{path}: not a readable numpy file ({type(e).__name__}: {e})") from e
-        if suffix == ".npy":  # memory-mapped: the frame count is known before the data is read
-            _refuse_long(path, int(data.shape[0]) if data.ndim else 0, "holds")
+        if suffix == ".npy":  # memory-mapped: the shape is known before the data is read
+            _refuse_shape(path, "keypoints", data.shape, data.dtype.itemsize)
             return read_coco_wholebody(path, np.array(data), None, **kw)
         with data:
             try:

@@ -91,11 +91,12 @@ class Stage:
     def describe(self, batch: dict) -> str: return ""
 
 
-def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: bool = False) -> dict:
-    """Train `stage` into `out`, resuming its checkpoint; returns the last epoch's metrics."""
+def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: bool = False, inputs=()) -> dict:
+    """Train `stage` into `out`, resuming its checkpoint; returns the last epoch's metrics. `inputs`: the
+    folders the stage reads besides its manifests (never written over, see `outputs`)."""
     info, loop, model, out = stage.info, stage.loop, stage.model, Path(out)
     if info.main:
-        fingerprint.claim(out, fp, overwrite)
+        fingerprint.claim(out, fp, overwrite, inputs)
     dist_utils.barrier(info)
     opt, spe = stage.optimizer(), stage.steps_per_epoch()
     schedule, budget = stage.schedule(spe), TimeBudget(loop.time_budget_s)

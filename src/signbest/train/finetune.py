@@ -21,6 +21,7 @@ from ..eval.metrics import classification_metrics
 from ..models.best import ModelConfig
 from ..predict import build_classifier, predict_logits
 from . import distributed as dist_utils
+from ..atomic import committed
 from ..checkpoint import load_weights, save_weights
 from ..data.batches import epoch_batches, num_batches
 from .engine import Loop, Schedule, Stage, fit, make_adam
@@ -146,7 +147,7 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
              "stage": "finetune", "data": str(data)}
     fp = fingerprint.make("finetune", saved, [data], pretrained=pretrained)
     stage = FinetuneStage(model.to(info.device), saved, fcfg, train_set, eval_sets, info)
-    result = fit(stage, out, fp, progress, overwrite)
+    result = fit(stage, out, fp, progress, overwrite, [pretrained])
     dist_utils.cleanup(info)
-    chosen = json.loads((out / SELECTED / "config.json").read_text())
+    chosen = json.loads((committed(out / SELECTED) / "config.json").read_text())
     return {**result, "selected_epoch": chosen["selected_epoch"], **{f"selected_{k}": v for k, v in chosen["selection"].items()}}

@@ -177,6 +177,6 @@ def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str |
         log.info("pretrain: %d clips (%d held out), %.1fM parameters, masking %r", len(train_set),
                  len(held_set) if held_set else 0, sum(p.numel() for p in model.parameters()) / 1e6, masking)
     stage = PretrainStage(model, saved, pcfg, tokenizer, masking, train_set, held_set, info)
-    result = {**fit(stage, Path(out), fp, progress, overwrite), "train_clips": len(train_set)}
+    result = {**fit(stage, Path(out), fp, progress, overwrite, [tokenizer_dir]), "train_clips": len(train_set)}
     dist_utils.cleanup(info)
     return result

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .holistic import VIDEO_SUFFIXES, ExtractConfig, HolisticExtractor
-from ..atomic import check_output_folder, remove_partials
+from ..atomic import remove_partials
+from ..outputs import claim_folder
 from .writers import FORMATS, atomic_bytes, summary_row, write_clip
 
 MANIFEST, FAILURES, LOG = "manifest.csv", "failures.csv", "extract.log"
@@ -129,7 +130,7 @@ def extract_videos(inputs: list[str | Path], out: str | Path, workers: int = 1, 
         raise ValueError(f"workers must be at least 1, got {workers}")
     cfg = cfg or ExtractConfig()
     out = Path(out)
-    check_output_folder(out)
+    claim_folder(out, "extract", inputs)
     remove_partials(out)
     videos = list_videos(inputs)
     jobs = [(v, out / f"{v.stem}.{fmt}") for v in videos]
