@@ -124,6 +124,7 @@ BAD = {
     # GISLR parquet
     "gislr_index_out_of_range.parquet": _parquet(landmark_index=[0, 400]),
     "gislr_string_x.parquet": _parquet(x=["a", "b"]),
+    "gislr_negative_index.parquet": _parquet(landmark_index=[0, -1]),
     "gislr_missing_columns.parquet": lambda p: __import__("pyarrow.parquet").parquet.write_table(
         __import__("pyarrow").table({"frame": [0]}), p),
     "gislr_empty.parquet": _parquet(frame=[], type=[], landmark_index=[], x=[], y=[]),

@@ -269,9 +269,10 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")])
+                w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")] + ["error"])
                 for r in results:
-                    w.writerow([r["file"]] + [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")])
+                    cells = [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")]
+                    w.writerow([r["file"]] + cells + [""] * (2 * top - len(cells)) + [r.get("error", "")])
         atomic_write(csv_out, write)
         record(csv_out)
         typer.echo(f"wrote {csv_out}")
