@@ -30,10 +30,9 @@ def child(config: str, steps: int) -> None:
     from signbest.runtime import autocast
     from signbest.train.engine import make_adam
 
-    from signbest.runtime import refit_threads, set_threads
+    from signbest.runtime import set_threads
 
     set_threads()  # OMP_NUM_THREADS when the setting gives it, else signbest's share of the cores
-    refit_threads()  # what training does before each epoch: fit the share to the cores free now
     model = build_classifier(load_config(config), 100).train()
     opt = make_adam(model.parameters(), 1e-4, 0.01, torch.device("cpu"))
     batch, labels = fake_clips(32, 32, torch.device("cpu")), torch.randint(0, 100, (32,))

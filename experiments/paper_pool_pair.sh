@@ -9,5 +9,4 @@ data=${1:-../shared/data/wlasl100/metadata.csv}
 pool=${2:-../shared/data/webcam-pool/metadata.csv}
 out=${3:-runs/paper-pool}
 ${PYTHON:-python3} experiments/wlasl100.py --size "${SIZE:-paper}" --rows best best+pool --seeds 0 1 2 --jobs 6 \
-  --data "$data" --pool "$pool" --out "$out" --quiet ${EXTRA:-} \
-  --set finetune.schedule=cosine finetune.warmup_epochs=5 finetune.label_smoothing=0.1 finetune.lr=1e-4
+  --data "$data" --pool "$pool" --out "$out" --quiet ${EXTRA:-}  # the shipped recipe

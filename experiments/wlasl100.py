@@ -238,7 +238,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds; each row runs once per seed")
     ap.add_argument("--size", default="paper", help="base config of every row: paper or small")
     ap.add_argument("--fractions", nargs="*", type=float, default=[], help="table 8: also pre-train on these shares")
-    ap.add_argument("--set", dest="overrides", nargs="*", default=[], help="config overrides section.key=value")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="config override section.key=value; repeat --set for each (as in the signbest command)")
     ap.add_argument("--out", default="runs/wlasl100")
     ap.add_argument("--jobs", type=int, default=1, help="rows run at once, each in its own process (GPU machine)")
     ap.add_argument("--overwrite", action="store_true", help="restart stages made with other settings or data")

@@ -19,8 +19,15 @@ def test_mask_rate_and_scaling_match_the_probability():
         values = y.unique()
         assert len(values) == 2 and values[0] == 0 and abs(values[1].item() - 1 / (1 - p)) < 1e-4
         assert abs(y.mean().item() - 1.0) < 5e-3  # unbiased, like nn.Dropout
-    lanes = keep_mask((4 * 250_000,), 0.1).view(-1, 4).float().mean(0)  # the four 16-bit lanes of a word
+    lanes = keep_mask((2 * 500_000,), 0.1).view(-1, 2).float().mean(0)  # the two 32-bit lanes of a word
     assert (lanes - 0.9).abs().max() < 5e-3
+
+
+def test_the_threshold_is_p_exactly_at_32_bits():
+    """The mask keeps a 32-bit uniform u (of 2**32 levels) when u >= threshold: P(drop) = threshold / 2**32."""
+    from signbest.models.dropout import LEVELS
+    for p in (0.1, 0.2, 1 / 3):
+        assert abs(round(p * LEVELS) / LEVELS - p) <= 2 ** -33
 
 
 def test_seeded_like_torch_eval_is_identity_and_gradient_uses_the_same_mask():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from signbest import atomic, runtime
+from signbest import atomic
 from signbest.config import load_config
 from signbest.train.engine import Schedule, TrainingError
 from signbest.train.finetune import finetune
@@ -44,9 +44,6 @@ def _weights(folder):
 
 @pytest.mark.parametrize("stage", ["tokenizer", "pretrain", "finetune"])
 def test_a_kill_at_any_step_of_a_save_resumes_bit_for_bit(stage, synth_dir, tok_dir, tmp_path, monkeypatch):
-    # One thread count throughout: a load-aware refit (another process busy on the cores) changes the order
-    # of float sums, which is not what this test is about.
-    monkeypatch.setattr(runtime, "_LOAD_AWARE_SHARE", None)
     threads = torch.get_num_threads()
     run = _runner(stage, synth_dir, tok_dir)
     points = []
@@ -118,7 +115,7 @@ def test_schedules():
     assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
 
 
-def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch, synth_dir, tmp_path):
+def test_one_thread_policy_the_users_count_or_the_cores_never_refitted(monkeypatch, synth_dir, tmp_path):
     import torch
 
     from signbest import runtime
@@ -129,64 +126,12 @@ def test_threads_fit_the_cores_other_processes_leave_free(monkeypatch, synth_dir
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         monkeypatch.setattr(runtime, "available_cores", lambda: 4)
-
-        def not_at_start(window=0.2):
-            raise AssertionError("the load is measured before training epochs, not at start-up")
-        monkeypatch.setattr(runtime, "busy_cores_elsewhere", not_at_start)
-        assert runtime.set_threads() == 4 and runtime.set_threads(processes=2) == 2  # the share, no wait
-        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 1.2)
-        assert runtime.set_threads() == 4 and runtime.refit_threads() == 3  # one core busy elsewhere
-        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 3.9)
-        assert runtime.refit_threads() == 1  # never fewer than one
-        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 2.0)
-        runtime.set_threads()
-        finetune(load_config("tiny", ["finetune.epochs=1"]), synth_dir / "manifest.csv", tmp_path / "ft", progress=False)
-        assert torch.get_num_threads() == 2  # the training loop refitted the count before its epoch
-        assert runtime.set_threads(threads=3) == 3 and runtime.refit_threads() == 3  # the user's count is kept
+        assert runtime.set_threads() == 4 and runtime.set_threads(processes=2) == 2  # the share of the cores
+        assert runtime.set_threads(threads=3) == 3  # the user's --threads
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
-        assert runtime.set_threads() == 2 and runtime.refit_threads() == 2
-    finally:
-        runtime.set_threads(threads=before)  # also leaves signbest's own choice off for the other tests
-
-
-def test_fixed_threads_hold_the_full_share_without_measuring_the_load(monkeypatch):
-    import torch
-
-    from signbest import runtime
-
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.setattr(runtime, "available_cores", lambda: 4)
-        monkeypatch.setattr(runtime, "busy_cores_elsewhere", lambda window=0.2: 2.0)
-        runtime.set_threads()
-        assert runtime.refit_threads() == 2  # load-aware outside the block
-        with monkeypatch.context() as m:
-            def no_measuring(window=0.2):
-                raise AssertionError("a fixed count must not depend on the load")
-            m.setattr(runtime, "busy_cores_elsewhere", no_measuring)
-            with runtime.fixed_threads() as n:
-                assert n == 4 and torch.get_num_threads() == 4  # back to the full share, not the refitted 2
-                assert runtime.refit_threads() == 4
-        assert runtime.refit_threads() == 2  # and load-aware again after it
-        runtime.set_threads(threads=3)
-        with runtime.fixed_threads() as n:
-            assert n == 3  # the user's count is kept
+        assert runtime.set_threads() == 2  # or the environment's
+        runtime.set_threads(threads=1)
+        finetune(load_config("tiny", ["finetune.epochs=1"]), synth_dir / "manifest.csv", tmp_path / "ft", progress=False)
+        assert torch.get_num_threads() == 1  # training keeps the count it was given
     finally:
         runtime.set_threads(threads=before)
-
-
-def test_a_spinning_process_counts_as_a_busy_core():
-    import subprocess
-    import sys
-    import time
-
-    from signbest import runtime
-
-    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        assert runtime.busy_cores_elsewhere(0.5) > 0.5  # this process sleeps meanwhile: the spin is someone else's
-    finally:
-        spin.kill()
-        spin.wait()

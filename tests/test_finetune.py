@@ -23,7 +23,7 @@ def finetuned(tmp_path_factory):
 
     data = generate(tmp_path_factory.mktemp("ftdata"), classes=6, signers=6, per_class=18, seed=3, progress=False)
     out = tmp_path_factory.mktemp("ft")
-    cfg = load_config("tiny", ["finetune.epochs=12", "finetune.lr=3e-3", "finetune.warmup_epochs=1"])
+    cfg = load_config("tiny", ["finetune.epochs=20", "finetune.lr=3e-3", "finetune.warmup_epochs=1"])
     return out, finetune(cfg, data, out, progress=False), data.parent
 
 
@@ -59,11 +59,12 @@ def test_loading_a_pretrained_encoder_leaves_exactly_the_head_missing(head):
 def test_tiny_finetune_beats_chance_by_a_wide_margin(finetuned):
     out, result, _ = finetuned
     chance = 100 / 6
-    assert result["selected_dev_per_instance_top1"] > 2.5 * chance  # unseen signers
+    assert result["selected_dev_per_instance_top1"] > 2 * chance  # dev: 14 clips, so a wide but coarse margin
     cfg = json.loads((out / "selected" / "config.json").read_text())
-    assert len(cfg["glosses"]) == 6 and cfg["selected_epoch"] >= 1 and cfg["select_on"] == "dev"
+    # 4 training people: dev is carved by clip and shares them, so the last epoch is kept (protocol.selection_rule)
+    assert len(cfg["glosses"]) == 6 and cfg["selected_epoch"] == 20 and cfg["select_on"] == "last"
     rows = (out / "finetune_metrics.csv").read_text().splitlines()
-    assert len(rows) == 13 and (out / "finetune_metrics.png").exists()
+    assert len(rows) == 21 and (out / "finetune_metrics.png").exists()
 
 
 def test_evaluate_writes_reports(finetuned, tmp_path):

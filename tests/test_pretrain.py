@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from signbest import runtime
+
 from signbest.config import load_config, section
 from signbest.models.best import BESTPretrainer, ModelConfig
 from signbest.models.masking import NOISE_DIM, MaskingConfig, MUMMasking
@@ -81,7 +81,6 @@ def test_every_parameter_gets_a_gradient_and_no_nan(synth_dir, tokenizer_dir, ob
 def test_tiny_pretraining_lowers_the_loss_and_resumes_exactly(synth_dir, tokenizer_dir, tmp_path, monkeypatch):
     # One thread count in both processes and every epoch: a load-aware choice (another process busy on the
     # cores) changes the order of float sums, which is not what this test is about.
-    monkeypatch.setattr(runtime, "_LOAD_AWARE_SHARE", None)
     threads = torch.get_num_threads()
     data = [synth_dir / "manifest.csv"]
     cfg = load_config("tiny", ["pretrain.epochs=3"])

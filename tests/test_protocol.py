@@ -139,16 +139,28 @@ def test_glosses_are_matched_by_name_never_by_number(synth_dir, tmp_path):
         evaluate(tmp_path / "ft", foreign, "test", tmp_path / "e3")
 
 
-def test_a_setting_added_later_matches_old_runs_only_at_the_value_they_used():
+def test_a_run_of_an_older_version_is_refused_naming_both_versions(tmp_path):
+    """No compatibility shims in 0.2: a folder made by 0.1 differs in its version (and in any setting added
+    since), and a checkpoint of 0.1 is refused by name."""
+    import json
+
+    import pytest
+    import torch
+
+    from signbest import __version__
+    from signbest.checkpoint import CheckpointError, load_weights, save_weights
     from signbest.fingerprint import differences
 
-    old = {"config": {"finetune": {"lr": 0.001}}}
-    same = {"config": {"finetune": {"lr": 0.001, "schedule": "step"}}}  # the paper's step schedule: what old runs did
-    other = {"config": {"finetune": {"lr": 0.001, "schedule": "cosine"}}}
-    unknown = {"config": {"finetune": {"lr": 0.001, "sampling": "window"}}}
-    assert differences(old, same) == []
-    assert differences(old, other) == ['config.finetune.schedule: "<absent>" -> "cosine"']
-    assert differences(old, unknown) == ['config.finetune.sampling: "<absent>" -> "window"']
+    old = {"signbest": "0.1.0", "config": {"finetune": {"lr": 0.001}}}
+    new = {"signbest": __version__, "config": {"finetune": {"lr": 0.001, "schedule": "cosine"}}}
+    assert differences(old, new) == ['config.finetune.schedule: "<absent>" -> "cosine"', f'signbest: "0.1.0" -> "{__version__}"']
+    save_weights(torch.nn.Linear(2, 2), tmp_path / "w", {"stage": "finetune"})
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert cfg["signbest_version"] == __version__ and load_weights(tmp_path / "w")[1]["stage"] == "finetune"
+    del cfg["signbest_version"]
+    (tmp_path / "w" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=f"made by signbest 0.1 or earlier, this is signbest {__version__}"):
+        load_weights(tmp_path / "w")
 
 
 def test_rows_share_the_stages_whose_settings_they_share(synth_dir, tmp_path):
@@ -184,3 +196,40 @@ def test_upstream_folders_are_identified_by_their_fingerprints_not_their_paths(s
     fp.write_text(fp.read_text().replace('"seed": 0', '"seed": 7', 1))  # another tokenizer run
     with pytest.raises(FingerprintError, match="tokenizer"):
         pretrain(cfg, data, tmp_path / "other", tmp_path / "pre", progress=False)
+
+
+def test_dev_picks_the_epoch_only_when_it_holds_enough_other_people():
+    from pathlib import Path
+
+    from signbest.data.manifest import Clip, Manifest
+    from signbest.data.protocol import selection_rule
+
+    def manifest(dev_signers, dev_clips, train_signers=("a", "b", "c")):
+        clips = [Clip(f"t{i}", Path("x"), "g", 0, "train", train_signers[i % len(train_signers)]) for i in range(60)]
+        clips += [Clip(f"d{i}", Path("x"), "g", 0, "dev", dev_signers[i % len(dev_signers)]) for i in range(dev_clips)]
+        return Manifest(clips, ["g"])
+
+    assert selection_rule(manifest(("d", "e"), 40), "dev") == ("dev", "")
+    rule, why = selection_rule(manifest(("a", "e"), 40), "dev")  # a training person in dev
+    assert rule == "last" and "shares 1 of its 2 people" in why
+    rule, why = selection_rule(manifest(("d",), 10), "dev")
+    assert rule == "last" and "10 clips" in why
+    rule, why = selection_rule(manifest(("", "e"), 40), "dev")
+    assert rule == "last" and "signer" in why
+    assert selection_rule(manifest(("a",), 5), "val") == ("val", "")
+
+
+def test_with_few_training_people_the_selected_model_is_the_last_epoch(tmp_path):
+    """Three training people: dev is carved by clip and shares them, so dev cannot choose; the model kept
+    is the last epoch's, and the reason is recorded beside it."""
+    import json
+
+    from signbest.config import load_config
+    from signbest.data.synth import generate
+    from signbest.train.finetune import finetune
+
+    data = generate(tmp_path / "d", classes=4, signers=5, per_class=10, seed=2, progress=False)  # 3 train people
+    res = finetune(load_config("tiny", ["finetune.epochs=3"]), data, tmp_path / "ft", progress=False)
+    chosen = json.loads((tmp_path / "ft" / "selected" / "config.json").read_text())
+    assert res["selected_epoch"] == 3 and chosen["select_on"] == "last"
+    assert "shares" in chosen["selection_rule"]["why"]

@@ -1,2 +1,2 @@
 """signbest: BEST (Zhao et al., AAAI 2023) for isolated sign language recognition."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

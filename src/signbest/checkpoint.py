@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import __version__
 from .atomic import atomic_folder, atomic_write, committed, recover_folder
 
 CHECKPOINT = "checkpoint"  # a stage's resumable checkpoint, inside its output folder
@@ -48,7 +49,21 @@ def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(model: torch.nn.Module, folder: Path, config: dict) -> None:
-    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": config})
+    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": versioned(config)})
+
+
+def versioned(config: dict) -> dict:
+    return {**config, "signbest_version": __version__}
+
+
+def check_version(folder: Path, config: dict) -> None:
+    """Checkpoints are read by the release series that wrote them (0.2.x reads 0.2.x): an older one would
+    load with other defaults and other layers, so it is refused, naming both versions."""
+    made = config.get("signbest_version")
+    if made is None or made.split(".")[:2] != __version__.split(".")[:2]:
+        raise CheckpointError(f"{folder}: made by signbest {made or '0.1 or earlier'}, this is signbest {__version__}; "
+                              f"its checkpoints are not compatible: train it again with this version, or use "
+                              f"signbest {made or '0.1'} to run it")
 
 
 def weights_folder(folder: Path) -> Path:
@@ -73,12 +88,31 @@ def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
         weights = load_file(folder / "model.safetensors")
         config = json.loads((folder / "config.json").read_text())
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{folder}: damaged checkpoint: {e}") from None
+        raise CheckpointError(f"{folder}: damaged checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder}/config.json: expected a JSON object, got {type(config).__name__}")
+    check_version(folder, config)
     bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{folder}: the model has non-finite weights ({', '.join(bad[:3])}): "
                               "its training diverged; retrain it")
     return weights, config
+
+
+def load_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], folder: Path, what: str = "model") -> None:
+    """model.load_state_dict(weights) with one line naming the folder and the cause when they do not fit."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    shaped = [f"{k} {tuple(weights[k].shape)} in the file, {tuple(own[k].shape)} expected"
+              for k in sorted(set(own) & set(weights)) if own[k].shape != weights[k].shape]
+    if missing or extra or shaped:
+        parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(shaped)} of another shape (e.g. {shaped[0]})" if shaped else ""]
+        raise CheckpointError(f"{folder}: the weights do not fit the {what} its config describes: "
+                              + "; ".join(p for p in parts if p) + " (another size, stage or damaged file?)")
+    model.load_state_dict(weights)
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimizer, state: dict) -> None:
@@ -91,7 +125,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimize
                 tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{k}"] = v
-    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": config,
+    commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": versioned(config),
                            "optimizer.safetensors": tensors,
                            "state.json": {**state, "optimizer_scalars": scalars, "param_groups": opt["param_groups"]}})
 
@@ -101,12 +135,19 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer) -> dict | N
     folder = Path(folder)
     recover_folder(folder)
     if not (folder / "state.json").exists():
+        if (folder / "model.safetensors").exists():
+            raise CheckpointError(f"{folder}: the checkpoint has no state.json, so the run cannot resume where it "
+                                  "stopped; start it again with --overwrite, or in another output folder")
         return None
     weights, _ = load_weights(folder)
-    model.load_state_dict(weights)
-    state = json.loads((folder / "state.json").read_text())
+    load_state(model, weights, folder)
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        tensors = load_file(folder / "optimizer.safetensors")
+    except (OSError, ValueError, SafetensorError) as e:
+        raise CheckpointError(f"{folder}: damaged checkpoint, cannot resume ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]}); start it again with --overwrite") from None
     opt_state: dict[int, dict] = {}
-    tensors = load_file(folder / "optimizer.safetensors")
     for key, v in list(tensors.items()) + list(state.pop("optimizer_scalars").items()):
         pid, k = key.split(".", 1)
         opt_state.setdefault(int(pid), {})[k] = v

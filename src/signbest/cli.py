@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 @app.callback()
-def _common(threads: Annotated[int, typer.Option(help="torch threads (default: OMP_NUM_THREADS if set, else the cores other processes leave free, measured before every training epoch, shared among torchrun processes; `demo` holds its count instead; give it for runs that repeat bit for bit)")] = 0) -> None:
+def _common(threads: Annotated[int, typer.Option(min=0, help="torch threads for the whole run (default: OMP_NUM_THREADS if set, else the available cores, shared among torchrun processes); give 1 to each of two runs side by side on 2 cores")] = 0) -> None:
     from .runtime import set_threads
 
     set_threads(threads)
@@ -21,9 +21,9 @@ def _common(threads: Annotated[int, typer.Option(help="torch threads (default: O
 
 @app.command()
 def synth(out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
-          classes: Annotated[int, typer.Option(help="number of signs")] = 20,
-          signers: Annotated[int, typer.Option(help="number of signers (last = test, one before = val)")] = 8,
-          per_class: Annotated[int, typer.Option(help="clips per sign")] = 24,
+          classes: Annotated[int, typer.Option(min=2, help="number of signs")] = 20,
+          signers: Annotated[int, typer.Option(min=1, help="number of signers (last = test, one before = val)")] = 8,
+          per_class: Annotated[int, typer.Option(min=1, help="clips per sign")] = 24,
           seed: Annotated[int, typer.Option(help="random seed; same seed, same data")] = 0) -> None:
     """Write a synthetic sign dataset (manifest.csv + poses/*.npz). No download needed."""
     from .data.synth import generate
@@ -45,11 +45,11 @@ def inspect(path: Annotated[Path, typer.Argument(help="a pose file, an OpenPose 
 @app.command()
 def extract(inputs: Annotated[list[Path], typer.Argument(help="videos, folders of videos, or .txt/.csv lists of them")],
             out: Annotated[Path, typer.Option("-o", "--out", help="output folder (pose files, manifest.csv, failures.csv)")],
-            workers: Annotated[int, typer.Option(help="worker processes, each with its own MediaPipe graphs")] = 1,
+            workers: Annotated[int, typer.Option(min=1, help="worker processes, each with its own MediaPipe graphs")] = 1,
             fmt: Annotated[str, typer.Option("--format", help="npz (signbest / WLASL100 schema) or pose (pose-format)")] = "npz",
             recover_hands: Annotated[bool, typer.Option(help="second hand-model pass around the pose wrists where Holistic missed a hand")] = True,
-            interpolate: Annotated[int, typer.Option(help="fill hand gaps of at most this many frames (0: off)")] = 3,
-            model_complexity: Annotated[int, typer.Option(help="Holistic pose model: 0, 1 or 2")] = 1,
+            interpolate: Annotated[int, typer.Option(min=0, help="fill hand gaps of at most this many frames (0: off)")] = 3,
+            model_complexity: Annotated[int, typer.Option(min=0, max=2, help="Holistic pose model: 0, 1 or 2")] = 1,
             empty_ok: Annotated[bool, typer.Option("--empty-ok", help="write a pose file even for a video in which no person is found (default: such a video is a failure)")] = False) -> None:
     """Videos -> MediaPipe Holistic keypoints, offline; reruns skip finished clips. Needs the video extra.
     Exit status 1 when a video failed or no video was found."""
@@ -86,15 +86,14 @@ def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500
              pose_dir: Annotated[Path, typer.Option(help="folder of your pose files, named after the clips")],
              out: Annotated[Path, typer.Option("-o", "--out", help="manifest CSV to write")]) -> None:
     """Build a manifest from a dataset's official split files and your local pose folder."""
-    from .data.adapters import ADAPTERS
+    from .data.adapters import ADAPTERS, read_split_files
     from .data.manifest import write_manifest
     from .outputs import claim_file, record
 
     if dataset not in ADAPTERS:
         raise typer.BadParameter(f"unknown dataset '{dataset}'; choose from {sorted(ADAPTERS)}")
     claim_file(out, [*split_files, pose_dir])
-    fn = ADAPTERS[dataset]
-    clips, missing = fn(split_files[0], pose_dir) if dataset == "wlasl" else fn(split_files, pose_dir)
+    clips, missing = read_split_files(dataset, split_files, pose_dir)
     if not clips:
         raise typer.BadParameter(f"none of the {len(missing)} clips has a pose file in {pose_dir}")
     write_manifest(clips, out)
@@ -105,7 +104,7 @@ def manifest(dataset: Annotated[str, typer.Argument(help="wlasl | msasl | slr500
 @app.command()
 def resplit(data: Annotated[Path, typer.Argument(help="dataset manifest")],
             out: Annotated[Path, typer.Option("-o", "--out", help="manifest CSV to write")],
-            val_fraction: Annotated[float, typer.Option(help="share of clips whose signers go to val")] = 0.2,
+            val_fraction: Annotated[float, typer.Option(min=0.01, max=0.99, help="share of clips whose signers go to val")] = 0.2,
             seed: Annotated[int, typer.Option(help="random seed for the signer shuffle")] = 0) -> None:
     """Signer-independent re-split of train+val: no signer in both."""
     from .data.manifest import read_manifest, write_manifest
@@ -143,6 +142,28 @@ Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
 
 
+config_app = typer.Typer(no_args_is_help=True, help="Shipped configs and the effective values of one.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(config: Annotated[str, typer.Option(help="shipped config name or JSON path")] = "small",
+                set_: Overrides = None) -> None:
+    """Print the effective config: the file, its bases and --set values, every default filled in."""
+    from .config import effective_config
+
+    typer.echo(json.dumps(effective_config(config, set_), indent=2))
+
+
+@config_app.command("list")
+def config_list() -> None:
+    """The shipped configs with their descriptions."""
+    from .config import load_config, shipped_configs
+
+    for name in shipped_configs():
+        typer.echo(f"{name:18} {load_config(name).get('description', '')}")
+
+
 @app.command("train-tokenizer")
 def train_tokenizer_cmd(config: Annotated[str, typer.Option(help="shipped config name (paper, small, tiny, ...) or JSON path")],
                         data: Annotated[list[Path], typer.Option(help="dataset manifest (repeat to pool datasets)")],
@@ -173,8 +194,8 @@ def tokenize(tokenizer: Annotated[Path, typer.Option(help="trained tokenizer fol
 def show_tokens_cmd(tokenizer: Annotated[Path, typer.Option(help="trained tokenizer folder")],
                     data: Annotated[Path, typer.Option(help="dataset manifest")],
                     out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write")] = Path("tokens.png"),
-                    codes: Annotated[int, typer.Option(help="codes per part to draw")] = 6,
-                    members: Annotated[int, typer.Option(help="member frames per code")] = 6,
+                    codes: Annotated[int, typer.Option(min=1, help="codes per part to draw")] = 6,
+                    members: Annotated[int, typer.Option(min=1, help="member frames per code")] = 6,
                     split: Annotated[str, typer.Option(help="split to draw from")] = "all") -> None:
     """Draw member frames of the most used codes (paper figure 2)."""
     from .tokens import show_dataset_tokens
@@ -212,13 +233,33 @@ def finetune(config: Annotated[str, typer.Option(help="shipped config name or JS
 
 
 @app.command()
+def train(data: Annotated[Path, typer.Argument(help="your manifest CSV (columns: see the README); pose files or videos")],
+          out: Annotated[Path, typer.Option("-o", "--out", help="run folder (resumes if it holds an unfinished run)")],
+          config: Annotated[str, typer.Option(help="shipped config name or JSON path")] = "small",
+          pool: Annotated[Optional[list[Path]], typer.Option(help="unlabelled manifest to pre-train on as well (repeat)")] = None,
+          test_signer: Annotated[Optional[list[str]], typer.Option(help="hold out this person's clips as the test (repeat)")] = None,
+          set_: Overrides = None, overwrite: Overwrite = False) -> None:
+    """Manifest -> tokenizer -> pre-training -> fine-tuning -> accuracy on held-out people, in one command.
+    A rerun continues where it stopped."""
+    from .pipeline import train_pipeline
+
+    s = train_pipeline(data, out, config, pool or [], test_signer or [], set_, overwrite)
+    m = s["test"]
+    typer.echo(f"\nSplits: {s['splits']}\nHeld-out test: top-1 {m['per_instance_top1']:.1f}%, top-5 "
+               f"{m['per_instance_top5']:.1f}% ({m['clips']} clips), epoch {s['selected_epoch']}, {s['minutes']:.0f} min.\n"
+               f"Model: {s['model']}  (report: {s['model']}/eval-test)\nNext:\n"
+               f"  signbest predict --checkpoint {s['model']} CLIP.npz\n"
+               f"  signbest serve --checkpoint {s['model']} --tokenizer {s['tokenizer']}")
+
+
+@app.command()
 def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
              data: Annotated[Path, typer.Option(help="dataset manifest")],
              split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
              out: Annotated[Optional[Path], typer.Option(help="report folder (default CHECKPOINT/eval-SPLIT)")] = None,
-             windows: Annotated[int, typer.Option(help="temporal windows averaged per clip (multi-window test)")] = 1,
+             windows: Annotated[int, typer.Option(min=1, help="temporal windows averaged per clip (multi-window test)")] = 1,
              fuse: Annotated[Optional[Path], typer.Option(help="other model's class scores (.csv or .npz keyed by clip id)")] = None,
-             fuse_weight: Annotated[float, typer.Option(help="weight of the fused scores")] = 1.0,
+             fuse_weight: Annotated[float, typer.Option(min=0.0, max=1e6, help="weight of the fused scores")] = 1.0,
              fuse_kind: Annotated[str, typer.Option(help="the fused scores are 'logits' or 'probs'")] = "logits") -> None:
     """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table."""
     from .eval.evaluate import evaluate as run
@@ -286,15 +327,18 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
 def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
          config: Annotated[str, typer.Option(help="config for every stage")] = "demo",
          kmeans: Annotated[bool, typer.Option(help="also pre-train with the K-Means tokenizer")] = False,
-         classes: Annotated[int, typer.Option(help="synthetic signs")] = 20,
-         seed: Annotated[int, typer.Option(help="random seed of the synthetic data")] = 0,
+         classes: Annotated[int, typer.Option(min=2, help="synthetic signs")] = 20,
+         seed: Annotated[int, typer.Option(help="training seed of every stage")] = 0,
+         data_seed: Annotated[int, typer.Option(help="seed of the synthetic signs and people")] = 0,
          set_: Overrides = None, overwrite: Overwrite = False) -> None:
-    """Synthetic signs -> tokenizer -> MUM pre-training -> fine-tuning with and without it -> results."""
+    """Few labels, many unlabelled clips: synthetic signs -> tokenizer -> MUM pre-training -> fine-tuning
+    with and without it -> accuracy on unseen people, a table and a plot."""
     from .demo import run_demo
 
-    res = run_demo(out, config, classes=classes, seed=seed, kmeans=kmeans, overrides=set_, overwrite=overwrite)
-    typer.echo("\nTest signer, synthetic signs:\n" + res["table"])
-    typer.echo(f"Finished in {res['wall_s']:.0f} s. Checkpoints, curves and tokens.png are in {res['out']}")
+    res = run_demo(out, config, classes=classes, seed=seed, kmeans=kmeans, overrides=set_, overwrite=overwrite,
+                   data_seed=data_seed)
+    typer.echo("\nTest people (unseen by every stage), synthetic signs:\n" + res["table"] + "\n" + res["note"])
+    typer.echo(f"Finished in {res['wall_s']:.0f} s. Table, plot (results.png), checkpoints and curves are in {res['out']}")
     if (Path(res["out"]) / "finetune-best").exists():
         typer.echo(f"Try the BEST model in a browser:\n  signbest serve --checkpoint {Path(res['out']) / 'finetune-best'} "
                    f"--tokenizer {Path(res['out']) / 'tokenizer'}")
@@ -304,7 +348,7 @@ def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/d
 def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
           tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer folder: the page then shows token ids per frame")] = None,
           host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the page on this machine")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
           max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0) -> None:
     """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
     file (results identical to `signbest predict`)."""
@@ -322,6 +366,16 @@ def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder o
     uvicorn.run(create_app(predictor, max_upload_mb, str(checkpoint)), host=host, port=port, log_level="warning")
 
 
+def check_set_form(argv: list[str]) -> None:
+    """`--set a=1 b=2` (one flag, several values) is refused with the form that works: one --set per value."""
+    import re
+
+    for i in range(2, len(argv)):
+        if argv[i - 2] == "--set" and re.fullmatch(r"[A-Za-z_]+\.[A-Za-z_.]+=.*", argv[i]):
+            raise SystemExit(f"error: '{argv[i]}' follows --set {argv[i - 1]} without its own --set: give one --set "
+                             f"per value, e.g. --set {argv[i - 1]} --set {argv[i]}")
+
+
 def main() -> None:
     """Entry point: every error is one line `error: ...` with exit status 2; `--debug` (or
     SIGNBEST_DEBUG=1) shows the traceback instead."""
@@ -332,6 +386,7 @@ def main() -> None:
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    check_set_form(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:

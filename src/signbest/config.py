@@ -34,7 +34,15 @@ def shipped_configs() -> list[str]:
 def _read(name_or_path: str | Path) -> dict:
     p = Path(name_or_path)
     if p.suffix == ".json" and p.exists():
-        return json.loads(p.read_text())
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{p}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{p}: a config is a JSON object of sections, got {type(doc).__name__}")
+        return doc
     res = resources.files("signbest.configs") / f"{name_or_path}.json"
     if not res.is_file():
         raise ValueError(f"config '{name_or_path}' is neither a JSON file nor a shipped config {shipped_configs()}")
@@ -63,7 +71,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None, ba
     for item in overrides or []:
         key, _, value = item.partition("=")
         if not _:
-            raise ValueError(f"override '{item}' must look like section.key=value")
+            raise ValueError(f"override '{item}' must look like section.key=value, e.g. --set finetune.lr=5e-4")
         try:
             parsed: Any = json.loads(value)
         except json.JSONDecodeError:
@@ -75,6 +83,16 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None, ba
         node[last] = parsed
     validate(cfg, str(name_or_path))
     return cfg
+
+
+def effective_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict:
+    """The config as the stages see it: every section with every field, defaults filled in."""
+    cfg = load_config(name_or_path, overrides)
+    out = {k: cfg[k] for k in ("description",) if k in cfg}
+    for sec in SECTIONS:
+        module, cls = SECTIONS[sec].split(":")
+        out[sec] = dataclasses.asdict(section(cfg, sec, getattr(importlib.import_module(module), cls)))
+    return out
 
 
 def validate(cfg: dict, name: str = "config") -> None:

@@ -49,7 +49,7 @@ def folder_digest(folder) -> str | None:
     for f in (Path(folder) / FILE, Path(folder).parent / FILE):
         if f.exists():
             return digest(json.loads(f.read_text()))
-    return "unknown (made before run fingerprints)"
+    return "none (the folder has no run fingerprint)"
 
 
 # The config sections a stage reads. The rest of a row's config (its description, the masking and
@@ -81,13 +81,6 @@ def make(stage: str, config: dict, data: list, **upstream) -> dict:
             "signbest": __version__, "preprocess_version": PREPROCESS_VERSION})
 
 
-# Settings added after runs were made, with the value those runs used: a run recorded without the key
-# matches a new run at exactly this value (and no other). Add a key here only when its new default
-# reproduces the old behaviour bit for bit.
-ADDED_LATER = {"config.finetune.schedule": "step", "config.pretrain.device_batches": False,
-               "config.model.norm_first": False, "config.tokenizer.data_fraction": 1.0}
-
-
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ, e.g. ['config.finetune.lr: 0.001 -> 0.0005']."""
     out = []
@@ -95,8 +88,6 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{prefix}{k}.")
-        elif a == "<absent>" and ADDED_LATER.get(f"{prefix}{k}", "<absent>") == b:
-            continue
         elif a != b:
             out.append(f"{prefix}{k}: {_short(a)} -> {_short(b)}")
     return out

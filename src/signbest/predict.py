@@ -25,7 +25,7 @@ from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
 from .atomic import committed
-from .checkpoint import load_weights
+from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
 from .data.batches import collate, to_device
 
@@ -67,9 +67,10 @@ def load_classifier(checkpoint: str | Path):
                          "let it finish at least one epoch")
     weights, cfg = load_weights(checkpoint)
     if "glosses" not in cfg:
-        raise ValueError(f"{checkpoint}: not a fine-tuned checkpoint (its config has no gloss list)")
+        raise ValueError(f"{checkpoint}: not a fine-tuned checkpoint (it holds a {cfg.get('stage') or 'unknown'} "
+                         "checkpoint, with no gloss list)")
     model = build_classifier(cfg, len(cfg["glosses"]))
-    model.load_state_dict(weights)
+    load_state(model, weights, checkpoint, f"classifier of {len(cfg['glosses'])} glosses")
     return model.eval(), cfg
 
 
@@ -168,7 +169,7 @@ class Predictor:
             if data is not None:
                 failures.update(data.failures)
                 ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
-                                 sampling=self.cfg["finetune"].get("sampling", "window"), report_failures=False)
+                                 sampling=self.cfg["finetune"]["sampling"], report_failures=False)
                 probs = softmax(predict_logits(self.model, ds, batch_size=batch_size))
                 extra = self._details(ds, batch_size) if details else None
             t2 = time.perf_counter()

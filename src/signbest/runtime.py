@@ -56,74 +56,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-_LOAD_AWARE_SHARE: int | None = None  # set when signbest chose the thread count: refitted to the load each epoch
-
-
-def busy_cores_elsewhere(window: float = 0.2) -> float:
-    """Cores kept busy by other processes during `window` seconds: the machine's busy time in /proc/stat
-    minus this process's own CPU time (all its threads). 0.0 where /proc/stat cannot be read."""
-    def busy_and_total() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            jiffies = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-        return sum(jiffies) - jiffies[3] - jiffies[4], sum(jiffies)
-    try:
-        (b0, t0), own0 = busy_and_total(), sum(os.times()[:2])
-        time.sleep(window)
-        (b1, t1), own1 = busy_and_total(), sum(os.times()[:2])
-    except (OSError, ValueError):
-        return 0.0
-    if t1 <= t0:
-        return 0.0
-    elapsed_cores = (t1 - t0) / (os.cpu_count() or 1)  # jiffies per core in the window
-    return max(0.0, (b1 - b0) / elapsed_cores - (own1 - own0) / window)
-
-
 def set_threads(threads: int = 0, processes: int = 0) -> int:
-    """torch's thread count: `threads`, else OMP_NUM_THREADS when set, else the available cores shared
-    among `processes` (default: the torchrun processes on this machine) less the cores other processes
-    keep busy now. Threads that outnumber the free cores spin against the other processes: beside one busy
-    process a 2-thread `small` training step ran 3.8x slower than alone, a 1-thread step 2.1x slower
-    (`bench/contention.py`). When signbest chooses, training fits the count to the free cores before every
-    epoch (`refit_threads`, 0.2 s); commands that do not train (and `--help`) never wait for a measurement."""
-    global _LOAD_AWARE_SHARE
+    """torch's thread count, one policy: `threads` (the user's --threads), else OMP_NUM_THREADS when set,
+    else the available cores shared among `processes` (default: the torchrun processes on this machine).
+    Fixed for the whole run, never refitted to the machine's load, so a run's arithmetic (the order of its
+    float sums) depends on the settings and not on what else the machine runs. Two trainings side by side
+    should each be given their share (`--threads 1` on 2 cores): more threads than free cores spin
+    against each other (bench/contention.py)."""
     if not threads and not processes and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = int(os.environ["OMP_NUM_THREADS"])  # the user's (or torchrun's) own setting wins
-    if threads:
-        _LOAD_AWARE_SHARE = None
-        torch.set_num_threads(threads)
-        return threads
-    processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    _LOAD_AWARE_SHARE = max(1, available_cores() // max(processes, 1))
-    torch.set_num_threads(_LOAD_AWARE_SHARE)  # the load is measured where it pays: before each training epoch
-    return _LOAD_AWARE_SHARE
-
-
-def refit_threads() -> int:
-    """Fit torch's threads to the cores free now, up to this process's share; a no-op (returning the
-    current count) when the count was given by --threads or OMP_NUM_THREADS."""
-    if _LOAD_AWARE_SHARE is None:
-        return torch.get_num_threads()
-    free = available_cores() - round(busy_cores_elsewhere())
-    n = max(1, min(_LOAD_AWARE_SHARE, free))
-    if n != torch.get_num_threads():
-        torch.set_num_threads(n)
-    return n
-
-
-@contextlib.contextmanager
-def fixed_threads():
-    """Hold torch's thread count for the block: signbest's own choice stays at its full share, with no refits
-    to the load, so a result that must not depend on what else the machine runs (`signbest demo`) sums in
-    the same order every time. A count given by --threads or OMP_NUM_THREADS is kept as it is."""
-    global _LOAD_AWARE_SHARE
-    share = _LOAD_AWARE_SHARE
-    if share is not None:
-        torch.set_num_threads(share)
-    _LOAD_AWARE_SHARE = None
-    try:
-        yield torch.get_num_threads()
-    finally:
-        _LOAD_AWARE_SHARE = share
+    if not threads:
+        processes = processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        threads = max(1, available_cores() // max(processes, 1))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def progress_bar_kwargs(enabled: bool) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write, load_weights
+from .checkpoint import atomic_write, load_state, load_weights
 from .config import section
 from .outputs import claim_file, record
 from .data import SignDataset
@@ -74,10 +74,11 @@ def evaluate_tokenizer(tok, frames: dict[str, torch.Tensor], batch_size: int = 4
 def load_tokenizer(folder: str | Path) -> torch.nn.Module:
     """A trained tokenizer from its folder (model.safetensors + config.json), in eval mode."""
     weights, cfg = load_weights(Path(folder))
+    if cfg.get("stage") != "tokenizer":
+        raise ValueError(f"{folder}: not a tokenizer folder (it holds a {cfg.get('stage') or 'unknown'} checkpoint); "
+                         "give the folder that train-tokenizer wrote")
     tok = build_tokenizer(section(cfg, "tokenizer", TokenizerConfig))
-    missing, unexpected = tok.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{folder}: tokenizer weights do not match its config (missing {missing}, unexpected {unexpected})")
+    load_state(tok, weights, folder, "tokenizer")
     if isinstance(tok, VQTokenizer):
         tok.hand_quantizer.initialised.fill_(True)
         tok.body_quantizer.initialised.fill_(True)

@@ -29,6 +29,8 @@ def _collect(entries, pose_dir: Path) -> tuple[list[Clip], list[str]]:
     """entries: (clip_id, file name without extension, gloss, label, split, signer)."""
     clips, missing = [], []
     for clip_id, name, gloss, label, split, signer in entries:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"clip {clip_id!r}: its name {name!r} would reach outside the pose folder {pose_dir}")
         path = find_pose_file(pose_dir, name)
         if path is None:
             missing.append(clip_id)
@@ -97,3 +99,17 @@ def nmfs_csl(list_files: list[Path], pose_dir: Path, glosses: list[str] | None =
 
 
 ADAPTERS = {"wlasl": wlasl, "msasl": msasl, "slr500": slr500, "nmfs-csl": nmfs_csl}
+
+
+def read_split_files(dataset: str, files: list[Path], pose_dir: Path) -> tuple[list[Clip], list[str]]:
+    """The adapter of `dataset` on `files`; a file of another format is one line naming it and what is off."""
+    fn = ADAPTERS[dataset]
+    try:
+        return fn(files[0], pose_dir) if dataset == "wlasl" else fn(files, pose_dir)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        what = f"no field {e}" if isinstance(e, KeyError) else f"unexpected layout ({type(e).__name__}: {str(e)[:120]})"
+        raise ValueError(f"{', '.join(map(str, files))}: not a {dataset} split file: {what}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{', '.join(map(str, files))}: not a UTF-8 text file (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{', '.join(map(str, files))}: not valid JSON (line {e.lineno}: {e.msg})") from None

@@ -9,11 +9,13 @@ manifest.csv that `signbest extract` writes is such a manifest.
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write, check_output_file
 
+log = logging.getLogger(__name__)
 COLUMNS = ("clip_id", "pose_file", "gloss", "label", "split", "signer")
 ALIASES = {"video_id": "clip_id", "signer_id": "signer", "path": "pose_file", "sign": "gloss",
            "participant_id": "signer", "sequence_id": "clip_id", "signer_proxy": "signer"}
@@ -82,6 +84,10 @@ def read_manifest(path: str | Path) -> Manifest:
         raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); save the manifest as UTF-8 CSV") from None
     if not rows:
         raise ValueError(f"{path}: the manifest has no rows")
+    for line, r in enumerate(rows, start=2):
+        bad = next((k for k, v in r.items() if "\x00" in v or "\x00" in k), None)
+        if bad is not None:
+            raise ValueError(f"{path}: line {line}: column '{bad[:40]}' holds a NUL byte; the file is damaged or binary")
     missing = {"clip_id", "pose_file"} - set(rows[0])
     if missing:
         raise ValueError(f"{path}: manifest lacks columns {sorted(missing)} (has {sorted(rows[0])})")
@@ -96,7 +102,7 @@ def read_manifest(path: str | Path) -> Manifest:
             try:
                 label = int(r["label"])
             except ValueError:
-                raise ValueError(f"{path}: line {line}: label {r['label']!r} is not a whole number") from None
+                raise ValueError(f"{path}: line {line}: label {r['label'][:40]!r} is not a whole number") from None
             if label < 0 or label > 100_000:
                 raise ValueError(f"{path}: line {line}: label {label} is out of range (0..100000)")
             if glosses.setdefault(label, r["gloss"]) != r["gloss"]:
@@ -108,6 +114,11 @@ def read_manifest(path: str | Path) -> Manifest:
             r["label"] = label
         n = max(glosses) + 1
         gloss_list = [glosses.get(i, f"<class {i}>") for i in range(n)]
+        gaps = [i for i in range(n) if i not in glosses]
+        if gaps and labelled:
+            log.warning("%s: labels %s have no clip: the classifier gets %d classes, %d of them never seen; "
+                        "number the labels 0..%d without gaps (or drop the label column)", path,
+                        _ranges(gaps), n, len(gaps), len(glosses) - 1)
     else:  # no label column: number glosses alphabetically
         gloss_list = sorted({r["gloss"] for r in rows})
     index = {g: i for i, g in enumerate(gloss_list)}
@@ -117,7 +128,36 @@ def read_manifest(path: str | Path) -> Manifest:
         clips.append(Clip(r["clip_id"], pf if pf.is_absolute() else (path.parent / pf).resolve(), r["gloss"],
                           int(r["label"]) if has_labels else index[r["gloss"]],
                           r.get("split") or "train", r.get("signer", "")))
+    _warn_shared_files(clips, path)
     return Manifest(clips, gloss_list, path, labelled)
+
+
+def _ranges(values: list[int]) -> str:
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in _runs(values))
+
+
+def _runs(values: list[int]):
+    start = prev = values[0]
+    for v in values[1:]:
+        if v != prev + 1:
+            yield start, prev
+            start = v
+        prev = v
+    yield start, prev
+
+
+def _warn_shared_files(clips: list[Clip], path: Path) -> None:
+    """One pose file under two ids in two splits: the evaluation would test a clip that was trained on."""
+    first: dict[Path, Clip] = {}
+    shared = []
+    for c in clips:
+        other = first.setdefault(c.pose_file, c)
+        if other is not c and other.split != c.split:
+            shared.append((other, c))
+    if shared:
+        a, b = shared[0]
+        log.warning("%s: %d pose files are listed in two splits, e.g. %s as '%s' (%s) and '%s' (%s): those clips are "
+                    "tested on what was trained on", path, len(shared), a.pose_file.name, a.clip_id, a.split, b.clip_id, b.split)
 
 
 def write_manifest(manifest_clips: list[Clip], path: str | Path, extra: dict[str, list] | None = None) -> Path:

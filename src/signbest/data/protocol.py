@@ -95,6 +95,28 @@ def _by_signer(clips, cfg: SplitConfig) -> set[int]:
     return dev
 
 
+MIN_DEV_CLIPS = 30  # below this, one clip moves dev accuracy by more than 3 points: too coarse to pick an epoch
+
+
+def selection_rule(manifest: Manifest, select_on: str) -> tuple[str, str]:
+    """(the split to pick the epoch on, or "last"; why, when it is not what was asked). Dev picks an epoch
+    only when it can: people other than the training people (else a model that memorises them scores
+    100% from its first epochs, and ties or noise pick an undertrained one) and enough clips."""
+    if select_on != "dev":
+        return select_on, ""
+    dev = [c for c in manifest.clips if c.split == "dev"]
+    train_signers = {c.signer for c in manifest.clips if c.split == "train"}
+    shared = {c.signer for c in dev} & train_signers
+    if any(not c.signer for c in dev) or "" in train_signers:
+        return "last", "the manifest does not name every clip's signer, so dev may share people with train"
+    if shared:
+        return "last", (f"dev shares {len(shared)} of its {len({c.signer for c in dev})} people with train "
+                        f"(train has {len(train_signers)} people; dev by people needs {MIN_SIGNERS} or more)")
+    if len(dev) < MIN_DEV_CLIPS:
+        return "last", f"dev has {len(dev)} clips, fewer than {MIN_DEV_CLIPS}"
+    return "dev", ""
+
+
 def seeded_share(n: int, fraction: float, seed: int) -> list[int]:
     """A seeded share of range(n), at least one, in order."""
     return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: max(1, round(fraction * n))].tolist())
@@ -119,7 +141,14 @@ def split_summary(m: Manifest) -> dict:
 
 
 def split_sets(data: list, split: str, cfg: SplitConfig | None = None, **kw) -> list[tuple[int, SignDataset]]:
-    """(position in `data`, dataset of its `split` clips) for each manifest that has any, dev carved first."""
+    """(position in `data`, dataset of its `split` clips) for each manifest that has any, dev carved first.
+    A manifest given twice is refused: its clips would count twice in every epoch."""
+    from pathlib import Path
+
+    paths = [Path(d).resolve() for d in data if not isinstance(d, Manifest)]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ValueError(f"{twice[0]}: given twice as --data; each manifest once (its clips would count twice)")
     out = []
     for i, d in enumerate(data):
         try:

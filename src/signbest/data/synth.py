@@ -8,6 +8,7 @@ so every reader, the cache and the dataset treat them exactly like real data. De
 """
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 from dataclasses import dataclass, replace
@@ -217,31 +218,74 @@ def generate(out_dir: str | Path, classes: int = 20, signers: int = 8, per_class
     """
     if classes < 2 or signers < 1 or per_class < 1:
         raise ValueError(f"need classes >= 2, signers >= 1, per_class >= 1; got {classes}, {signers}, {per_class}")
+    out_dir = _start(out_dir, {"classes": classes, "signers": signers, "per_class": per_class, "seed": seed, "size": size})
+    split_of = lambda k: ("test" if k == signers - 1 else "val" if k == signers - 2 else "train") if signers >= 3 else "train"
+    jobs = [(c, (c + i) % signers, i) for c in range(classes) for i in range(per_class)]
+    clips = _render(out_dir, jobs, classes, signers, seed, size, split_of, progress, seed_signer=False)
+    return write_manifest(clips, out_dir / "manifest.csv")
+
+
+# The demo's people: few labelled (3 signers, one clip of each sign), other people to choose the epoch on,
+# many unlabelled clips from many more people for the tokenizer and pre-training, and a large test set
+# of people no stage has seen.
+DEMO_ROLES = (("train", 3, 1), ("dev", 4, 1), ("test", 6, 5), ("pool", 40, 1))  # (role, signers, clips per sign)
+
+
+def generate_demo(out_dir: str | Path, classes: int = 20, seed: int = 0, roles=DEMO_ROLES, size: int = 256,
+                  progress: bool = True) -> tuple[Path, Path]:
+    """The demo's data: manifest.csv (labelled train / dev / test, by signer) and pool.csv (the pool
+    role's clips, unlabelled: no gloss column). Returns both paths."""
+    out_dir = _start(out_dir, {"classes": classes, "roles": [list(r) for r in roles], "seed": seed, "size": size})
+    role_of, jobs, first = {}, [], 0
+    for role, n, copies in roles:
+        for k in range(first, first + n):
+            role_of[k] = role
+            jobs += [(c, k, i) for c in range(classes) for i in range(copies)]
+        first += n
+    clips = _render(out_dir, jobs, classes, first, seed, size, lambda k: role_of[k], progress)
+    labelled = write_manifest([c for c in clips if c.split != "pool"], out_dir / "manifest.csv")
+    pool = out_dir / "pool.csv"
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["clip_id", "pose_file", "split", "signer"])
+            w.writerows([c.clip_id, Path(c.pose_file).relative_to(out_dir).as_posix(), "train", c.signer]
+                        for c in clips if c.split == "pool")
+    atomic_write(pool, write)
+    return labelled, pool
+
+
+def _start(out_dir, params: dict) -> Path:
+    """Claim the folder; a folder made with other parameters is refused (the clips would not match)."""
     out_dir = Path(out_dir)
     claim_folder(out_dir, "synth")
     check_output_folder(out_dir / "poses")
-    stamp, params = out_dir / "synth.json", json.dumps(
-        {"classes": classes, "signers": signers, "per_class": per_class, "seed": seed, "size": size}, sort_keys=True)
-    if stamp.exists() and stamp.read_text() != params:
+    stamp, text = out_dir / "synth.json", json.dumps(params, sort_keys=True)
+    if stamp.exists() and stamp.read_text() != text:
         raise ValueError(f"{out_dir}: holds a synthetic set made with {stamp.read_text()}; "
-                         f"asked for {params}. Use another folder.")
-    stamp.write_text(params)
+                         f"asked for {text}. Use another folder.")
+    stamp.write_text(text)
+    return out_dir
+
+
+def _render(out_dir: Path, jobs, classes: int, signers: int, seed: int, size: int, split_of, progress: bool,
+            seed_signer: bool = True) -> list[Clip]:
+    """Clips for (class, signer, copy) jobs; existing pose files are kept (resume). Each clip's randomness
+    is seeded by (seed, class, copy) and, with `seed_signer`, its signer (`generate` predates that)."""
     rng = np.random.default_rng(seed)
     signs = make_signs(classes, rng)
     people = [make_signer(rng, size) for _ in range(signers)]
-    split_of = lambda k: ("test" if k == signers - 1 else "val" if k == signers - 2 else "train") if signers >= 3 else "train"
     clips = []
-    jobs = [(c, i) for c in range(classes) for i in range(per_class)]
-    for c, i in tqdm(jobs, desc="synth", unit="clip", **progress_bar_kwargs(progress)):
-        k = (c + i) % signers
+    for c, k, i in tqdm(jobs, desc="synth", unit="clip", **progress_bar_kwargs(progress)):
         clip_id = f"c{c:03d}_s{k:02d}_{i:03d}"
         path = out_dir / "poses" / f"{clip_id}.npz"
         if not path.exists():
-            clip_rng = np.random.default_rng([seed, c, i])
+            clip_rng = np.random.default_rng([seed, c, i, k] if seed_signer else [seed, c, i])
             arrays = render_clip(signs[c], people[k], clip_rng, size)
             atomic_write(path, lambda tmp, a=arrays: _save_npz(tmp, a))
         clips.append(Clip(clip_id, path, gloss_name(signs[c], c), c, split_of(k), f"signer{k:02d}"))
-    return write_manifest(clips, out_dir / "manifest.csv")
+    return clips
 
 
 def _save_npz(tmp: str, arrays: dict) -> None:

@@ -40,13 +40,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out:
     out = Path(out) if out else Path(checkpoint) / f"eval-{split}"
     claim_folder(out, "eval", [checkpoint, data, fuse_path])  # before the work
     model, cfg = load_classifier(checkpoint)
-    manifest = load_manifest(data, SplitConfig(**cfg.get("split", {"dev_fraction": 0})))  # "dev" as training carved it
+    manifest = load_manifest(data, SplitConfig(**cfg["split"]))  # "dev" as training carved it
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
-                     sampling=cfg["finetune"].get("sampling", "window"))
+                     sampling=cfg["finetune"]["sampling"])
     labels = checkpoint_labels(ds.glosses, ds.labels, cfg["glosses"], data)
     logits = predict_logits(model, ds, windows=windows)
     results = {"checkpoint": str(checkpoint), "data": str(data), "split": split, "windows": windows,
-               "selected_epoch": cfg.get("selected_epoch"), "select_on": cfg.get("select_on", "val"),
+               "selected_epoch": cfg.get("selected_epoch"), "select_on": cfg.get("select_on"),
                "pose": classification_metrics(logits, labels)}
     scores = logits
     if fuse_path:

@@ -2,9 +2,9 @@
 
 On our 2-core CPUs `nn.Dropout` costs about 20 ms per 2M elements, almost all of it drawing one random
 number per element: a `paper` pre-training step spent about a seventh of its time in dropout. Here
-each 64-bit draw gives four 16-bit uniforms, so the mask costs a quarter of the draws; p is rounded
-to a multiple of 1/65536 (0.1 -> 0.100006). On GPUs, where dropout is cheap, `F.dropout` is used.
-Seeded by torch's global generator, like `nn.Dropout`.
+each 64-bit draw gives two 32-bit uniforms, so the mask costs half the draws; the drop rate is p to
+within 2**-32 (exact for every p a float32 config can state). On GPUs, where dropout is cheap,
+`F.dropout` is used. Seeded by torch's global generator, like `nn.Dropout`.
 """
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LEVELS = 1 << 16  # 16-bit uniforms
+LEVELS = 1 << 32  # 32-bit uniforms
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu",
               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bool mask of `shape`, each element True with probability 1 - p (p rounded to 1/65536)."""
+    """Bool mask of `shape`, each element True with probability 1 - p (to within 2**-32)."""
     n = math.prod(shape)
-    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device,
-                          generator=generator)  # (n/4,) 64 random bits each
-    uniform16 = words.view(torch.int16)[:n].view(shape)  # int16 in [-32768, 32767], uniform
-    return uniform16 >= round(p * LEVELS) - LEVELS // 2
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 1) // 2,), dtype=torch.int64, device=device,
+                          generator=generator)  # (n/2,) 64 random bits each
+    uniform32 = words.view(torch.int32)[:n].view(shape)  # int32 in [-2**31, 2**31 - 1], uniform
+    return uniform32 >= round(p * LEVELS) - LEVELS // 2
 
 
 class FastDropout(nn.Module):
@@ -41,8 +41,7 @@ class FastDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
-        p = round(self.p * LEVELS) / LEVELS
-        return x * keep_mask(x.shape, p, x.device) * (1.0 / (1.0 - p))
+        return x * keep_mask(x.shape, self.p, x.device) * (1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

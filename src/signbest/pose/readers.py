@@ -81,6 +81,9 @@ def read_mediapipe_npz(path: Path, data) -> PoseSequence:
     for name, h in (("left_hand", lh), ("right_hand", rh)):
         if h.ndim != 3 or h.shape[1] != 21 or h.shape[2] < 2 or h.shape[0] != pose.shape[0]:
             raise PoseError(f"{path}: '{name}' must have shape ({pose.shape[0]}, 21, 3), got {h.shape}")
+    for key in ("width", "height", "fps"):
+        if key in data.files and (data[key].dtype.kind not in "iuf" or data[key].size != 1):
+            raise PoseError(f"{path}: '{key}' must be one number, got {data[key].dtype} of shape {data[key].shape}")
     w = int(data["width"]) if "width" in data.files else 256
     h = int(data["height"]) if "height" in data.files else 256
     fps = float(data["fps"]) if "fps" in data.files else 25.0
@@ -215,6 +218,9 @@ def read_mmpose_json(path: Path, doc, fps: float = 25.0, size=None) -> PoseSeque
             kps.append(np.full((133, 2), np.nan, np.float32))
             scores.append(np.zeros(133, np.float32))
             continue
+        if not isinstance(inst, list) or not all(isinstance(d, dict) and "keypoints" in d for d in inst):
+            raise PoseError(f"{path}: frame {i}: 'instances' must be a list of objects with 'keypoints' "
+                            f"(MMPose prediction), got {type(inst).__name__}")
         best = max(inst, key=lambda d: float(np.mean(d.get("keypoint_scores", [0]))))
         kp = np.asarray(best["keypoints"], np.float32).reshape(-1, 2)
         if kp.shape[0] != 133:
@@ -237,12 +243,13 @@ def read_gislr_parquet(path: Path, size=(1000, 1000)) -> PoseSequence:
     try:
         rows = pq.ParquetFile(path).metadata.num_rows
     except Exception as e:
-        raise PoseError(f"{path}: not a GISLR landmark parquet file ({type(e).__name__}: {e})") from e
+        raise PoseError(f"{path}: not a GISLR landmark parquet file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     _refuse_long(path, -(-rows // LANDMARK_ROWS), f"has {rows} landmark rows, at least")
     try:
         table = pq.read_table(path, columns=["frame", "type", "landmark_index", "x", "y"]).to_pydict()
     except Exception as e:
-        raise PoseError(f"{path}: not a GISLR landmark parquet file ({type(e).__name__}: {e})") from e
+        raise PoseError(f"{path}: not a GISLR landmark parquet file, which has columns frame, type, landmark_index, "
+                        f"x, y ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
     frames = sorted(set(table["frame"]))
     if not frames:
         raise PoseError(f"{path}: the parquet file has no rows")
@@ -271,7 +278,8 @@ def read_pose(path: str | Path, fix_hands: bool = True, **kw) -> PoseSequence:
     except PoseError:
         raise
     except Exception as e:  # noqa: BLE001 - any reader failure is this file's problem, never the batch's
-        raise PoseError(f"{path}: could not be read ({type(e).__name__}: {e})") from e
+        detail = (str(e).strip().splitlines() or [""])[0][:200]  # one line: never a dumped column or schema
+        raise PoseError(f"{path}: could not be read as a pose file ({type(e).__name__}: {detail})") from e
     if fix_hands:
         seq, swapped = fix_handedness(seq)
         seq.meta["hands_relabelled"] = swapped

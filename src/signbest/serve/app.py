@@ -77,10 +77,15 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         try:
             form = await request.form(max_files=1, max_fields=4)
         except Exception as e:  # noqa: BLE001 - a malformed body is the client's error, not the server's end
-            return _error(400, f"could not read the upload as multipart form data: {e}")
+            if "header" in str(e).lower() or "too large" in str(e).lower():
+                return _error(400, "a part of the upload has an oversized header (a file name over 255 characters?): "
+                                   "rename the file")
+            return _error(400, f"could not read the upload as multipart form data: {str(e)[:200]}")
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             return _error(400, "send the clip as a multipart form field named 'file'")
+        if len(upload.filename or "") > 255:
+            return _error(400, f"the file name has {len(upload.filename)} characters; at most 255: rename the file")
         name = safe_name(upload.filename)
         suffix = Path(name).suffix.lower()
         if suffix not in allowed:

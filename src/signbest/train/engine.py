@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import fingerprint
 from . import distributed as dist_utils
 from ..checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ..runtime import MetricsLog, TimeBudget, autocast, progress_bar_kwargs, refit_threads
+from ..runtime import MetricsLog, TimeBudget, autocast, progress_bar_kwargs
 from .distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,6 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
     for epoch in range(start, loop.epochs):
         ddp.train()
         torch.manual_seed(loop.seed * 1000 + epoch * 10 + info.rank)  # dropout etc.: replayable on resume
-        if info.device.type == "cpu":
-            refit_threads()  # another process may have started or ended since the last epoch
         t0, sums = time.monotonic(), Counter()
         bar = tqdm(stage.batches(epoch), total=spe, desc=f"{stage.name} epoch {epoch + 1}/{loop.epochs}",
                    **progress_bar_kwargs(progress and info.main))
@@ -149,7 +147,10 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
                 break
         sums = {k: dist_utils.all_sum(v, info) for k, v in sorted(sums.items())}
         seconds = time.monotonic() - t0
-        result = {"epoch": epoch + 1, "step": step, "loss": sums.get("loss", 0) / max(sums.get("n", 0), 1),
+        if not sums.get("n"):
+            log.warning("%s epoch %d: every step was skipped (non-finite loss or gradient): no loss to report",
+                        stage.name, epoch + 1)
+        result = {"epoch": epoch + 1, "step": step, "loss": sums["loss"] / sums["n"] if sums.get("n") else float("nan"),
                   "lr": opt.param_groups[-1]["lr"], "train_s": seconds,
                   **{f"{k}_per_s" if k == "items" else k: v / (seconds if k == "items" else max(sums["n"], 1))
                      for k, v in sums.items() if k not in ("loss", "n")},
@@ -166,6 +167,16 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
             log.info("%s: time budget of %.0f s used up after epoch %d", stage.name, loop.time_budget_s, epoch + 1)
             break
     return result
+
+
+def decay_groups(named_params, weight_decay: float, **group) -> list[dict]:
+    """Two optimiser groups: weight matrices decay; norms, biases and learned tokens/embeddings (1-D or
+    named so) do not, as in BERT and MAE: decaying them pulls LayerNorm gains and the mask token to zero."""
+    decay, keep = [], []
+    for name, p in named_params:
+        no_decay = p.ndim < 2 or name.endswith(("token", "embedding", "pos_embed"))
+        (keep if no_decay else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay, **group}, {"params": keep, "weight_decay": 0.0, **group}]
 
 
 def make_adam(params, lr: float, weight_decay: float, device: torch.device, decoupled: bool = True):

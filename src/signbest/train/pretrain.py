@@ -22,7 +22,7 @@ from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
 from . import distributed as dist_utils
 from ..runtime import autocast
 from ..data.batches import epoch_batches, num_batches
-from .engine import Loop, Schedule, Stage, fit, make_adam
+from .engine import Loop, Schedule, Stage, decay_groups, fit, make_adam
 from ..tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ class PretrainStage(Stage):
         self.source = DeviceBatches(train_set, info.device) if pcfg.device_batches else train_set  # batches' maker
 
     def optimizer(self):
-        return make_adam(self.model.parameters(), self.pcfg.lr, self.pcfg.weight_decay, self.info.device)
+        return make_adam(decay_groups(self.model.named_parameters(), self.pcfg.weight_decay), self.pcfg.lr,
+                         self.pcfg.weight_decay, self.info.device)
 
     def schedule(self, spe: int) -> Schedule:
         return Schedule("linear", warmup=int(self.pcfg.warmup_epochs * spe), total=self.pcfg.epochs * spe)

@@ -26,7 +26,12 @@ class VideoError(ValueError):
 
 
 def require_mediapipe():
-    """(mediapipe, cv2), or an ImportError that says how to install them."""
+    """(mediapipe, cv2), or an ImportError that says how to install them. MediaPipe's own C++ logging
+    (about 25 lines per video) is turned down to errors unless the user set it."""
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import cv2
         import mediapipe as mp
