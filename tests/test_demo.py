@@ -67,3 +67,12 @@ def test_demo_runs_end_to_end_at_tiny_size(tmp_path):
         assert (out / name).exists(), name
     assert json.loads((out / "finetune-best" / "selected" / "config.json").read_text())["pretrained"]
     assert "BEST (coupled tokenizer + MUM)" in (out / "results.md").read_text()
+
+
+def test_config_show_prints_every_value_in_force():
+    from signbest.config import effective_config
+
+    cfg = effective_config("small", ["finetune.lr=0.001"])
+    assert cfg["finetune"]["lr"] == 0.001 and cfg["finetune"]["schedule"] == "cosine"
+    assert cfg["finetune"]["select_on"] == "dev" and cfg["model"]["part_dim"] == 128  # defaults filled in
+    assert set(cfg) >= {"tokenizer", "model", "masking", "pretrain", "head", "finetune", "split"}

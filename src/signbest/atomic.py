@@ -24,6 +24,10 @@ def atomic_write(path: Path, write) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; the result gets the user's usual mode
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename in (None, tmp) and e.strerror:  # name the user's file, never the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

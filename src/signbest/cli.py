@@ -372,8 +372,9 @@ def check_set_form(argv: list[str]) -> None:
 
     for i in range(2, len(argv)):
         if argv[i - 2] == "--set" and re.fullmatch(r"[A-Za-z_]+\.[A-Za-z_.]+=.*", argv[i]):
-            raise SystemExit(f"error: '{argv[i]}' follows --set {argv[i - 1]} without its own --set: give one --set "
-                             f"per value, e.g. --set {argv[i - 1]} --set {argv[i]}")
+            typer.echo(f"error: '{argv[i]}' follows --set {argv[i - 1]} without its own --set: give one --set "
+                       f"per value, e.g. --set {argv[i - 1]} --set {argv[i]}", err=True)
+            raise SystemExit(2)
 
 
 def main() -> None:
@@ -388,7 +389,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     check_set_form(sys.argv[1:])
     try:
-        app()
+        raise SystemExit(_run_app())
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130)
@@ -404,6 +405,28 @@ def main() -> None:
         typer.echo(f"error: {e}" if known else f"error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         raise SystemExit(2)
 
+
+def _run_app() -> int:
+    """The app without click's own error printing: a usage error becomes one line like every other error.
+    click's classes are told by name (newer typer releases vendor click under another module)."""
+    try:
+        code = app(standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except Exception as e:
+        kind = {c.__name__ for c in type(e).__mro__}
+        ctx = getattr(e, "ctx", None)
+        if "NoArgsIsHelpError" in kind:
+            typer.echo(ctx.get_help() if ctx is not None else str(e))
+            return 2
+        if "UsageError" in kind:
+            where = f"signbest {ctx.info_name} --help" if ctx is not None and ctx.parent is not None else "signbest --help"
+            typer.echo(f"error: {e.format_message()} (see {where})", err=True)
+            return 2
+        if "Exit" in kind:
+            return getattr(e, "exit_code", 0)
+        if "Abort" in kind:
+            raise KeyboardInterrupt from None
+        raise
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """bf16 where the hardware has it, unless SIGNBEST_BF16=0 turns it off for the whole process (every
+    stage, evaluation and prediction: to compare with fp32, or where bf16 is suspected)."""
+    if os.environ.get("SIGNBEST_BF16", "") == "0":
+        return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     # On CPUs without native bf16 (avx512_bf16 / AMX), autocast emulates it and runs slower than fp32.

@@ -76,20 +76,28 @@ def write_reports(out: Path, results: dict, scores: np.ndarray, labels: np.ndarr
         for k in range(c):
             w.writerow([k, glosses[k], counts[k], "" if np.isnan(acc1[k]) else f"{100 * acc1[k]:.2f}",
                         "" if np.isnan(acc5[k]) else f"{100 * acc5[k]:.2f}"])
-    plot_confusion(confusion_matrix(scores.argmax(1), labels, c), out / "confusion.png")
+    plot_confusion(confusion_matrix(scores.argmax(1), labels, c), out / "confusion.png", glosses)
 
 
-def plot_confusion(m: np.ndarray, path: Path) -> None:
+def plot_confusion(m: np.ndarray, path: Path, glosses: list[str] | None = None) -> None:
+    """Row-normalised confusion matrix with the glosses on both axes (font shrinking with their number)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = m.sum(1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m, dtype=float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    n = m.shape[0]
+    side = min(max(6.0, 0.16 * n + 3), 24.0)
+    fig, ax = plt.subplots(figsize=(side, side * 0.85))
     im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    if glosses is not None:
+        size = max(3.0, min(9.0, 300 / max(n, 1)))
+        names = [g if len(g) <= 24 else g[:23] + "…" for g in glosses]
+        ax.set_xticks(range(n), names, rotation=90, fontsize=size)
+        ax.set_yticks(range(n), names, fontsize=size)
+    ax.set_xlabel("predicted gloss")
+    ax.set_ylabel("true gloss")
     ax.set_title("confusion (row-normalised)")
     fig.colorbar(im)
     fig.tight_layout()
