@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import fingerprint
-from ..checkpoint import CHECKPOINT, commit_folder, model_tensors
+from ..checkpoint import CHECKPOINT, commit_folder, model_tensors, versioned
 from ..config import section
 from ..data.batches import epoch_order
 from ..data.protocol import SplitConfig, seeded_share, split_sets
@@ -124,6 +124,6 @@ def _fit_kmeans(tok: KMeansTokenizer, saved: dict, fp: dict, frames: dict, held:
     inertia = tok.fit(frames, gen)
     result = {"epoch": 1, **{f"inertia_{k}": v for k, v in inertia.items()}, **evaluate_tokenizer(tok, held)}
     MetricsLog(out, "tokenizer_metrics").log(result)
-    commit_folder(out / CHECKPOINT, {"model.safetensors": model_tensors(tok), "config.json": saved,
+    commit_folder(out / CHECKPOINT, {"model.safetensors": model_tensors(tok), "config.json": versioned(saved),
                                      "state.json": {"epoch": 1, "result": result}})
     return result
