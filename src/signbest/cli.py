@@ -125,6 +125,7 @@ def pool(folder: Annotated[Path, typer.Argument(help="folder of pose files (any 
     """Unlabelled pre-training pool: a manifest of a folder's pose files, with counts and part presence;
     clips of the --exclude manifests (same id or same content) are kept out. Exit 1 if any file failed."""
     from .data.pool import build_pool
+    from .pose import PARTS
 
     s = build_pool(folder, out, exclude or [])
     for path, why in s["excluded"][:20]:
@@ -132,7 +133,7 @@ def pool(folder: Annotated[Path, typer.Argument(help="folder of pose files (any 
     for path, why in s["failed"][:20]:
         typer.echo(f"failed: {why}", err=True)
     typer.echo(f"wrote {s['manifest']}: {s['clips']} clips, {s['frames']} frames (median {s['frames_median']:.0f}), "
-               + ", ".join(f"{p} {100 * s[f'{p}_present']:.1f}%" for p in ("left", "right", "body"))
+               + ", ".join(f"{p} {100 * s[f'{p}_present']:.1f}%" for p in PARTS)
                + f" of frames; {len(s['excluded'])} excluded as evaluation clips, {len(s['failed'])} unreadable")
     if s["failed"] or not s["clips"]:
         raise SystemExit(1)

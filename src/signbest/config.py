@@ -7,7 +7,6 @@ Command-line overrides use dotted keys: ``--set tokenizer.epochs=3``.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from importlib import resources
@@ -15,11 +14,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-# Each stage section and the dataclass that validates it; other top-level keys a config may carry.
-SECTIONS = {"tokenizer": "signbest.models.tokenizer:TokenizerConfig", "model": "signbest.models.best:ModelConfig",
-            "masking": "signbest.models.masking:MaskingConfig", "pretrain": "signbest.train.pretrain:PretrainConfig",
-            "head": "signbest.models.classifier:HeadConfig", "finetune": "signbest.train.finetune:FinetuneConfig",
-            "split": "signbest.data.protocol:SplitConfig"}
+
+
+def section_classes() -> dict[str, type]:
+    """Each config section and the dataclass that validates it (defined by the module that uses it). The
+    imports sit here, not at the top, because those modules import `section` from this one."""
+    from .data.protocol import SplitConfig
+    from .models.best import ModelConfig
+    from .models.classifier import HeadConfig
+    from .models.masking import MaskingConfig
+    from .models.tokenizer import TokenizerConfig
+    from .train.finetune import FinetuneConfig
+    from .train.pretrain import PretrainConfig
+
+    return {"tokenizer": TokenizerConfig, "model": ModelConfig, "masking": MaskingConfig, "pretrain": PretrainConfig,
+            "head": HeadConfig, "finetune": FinetuneConfig, "split": SplitConfig}
+
+
 OTHER_KEYS = {"description", "row", "base"}
 AT_LEAST_ONE = {"epochs", "batch_size", "num_frames", "layers", "heads", "part_dim", "ffn", "hidden", "code_dim",
                 "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs"}
@@ -89,23 +100,22 @@ def effective_config(name_or_path: str | Path, overrides: list[str] | None = Non
     """The config as the stages see it: every section with every field, defaults filled in."""
     cfg = load_config(name_or_path, overrides)
     out = {k: cfg[k] for k in ("description",) if k in cfg}
-    for sec in SECTIONS:
-        module, cls = SECTIONS[sec].split(":")
-        out[sec] = dataclasses.asdict(section(cfg, sec, getattr(importlib.import_module(module), cls)))
+    for sec, cls in section_classes().items():
+        out[sec] = dataclasses.asdict(section(cfg, sec, cls))
     return out
 
 
 def validate(cfg: dict, name: str = "config") -> None:
     """Unknown sections or keys, wrong types and out-of-range values are errors naming key and value."""
-    unknown = set(cfg) - set(SECTIONS) - OTHER_KEYS
+    classes = section_classes()
+    unknown = set(cfg) - set(classes) - OTHER_KEYS
     if unknown:
-        raise ValueError(f"{name}: unknown config sections {sorted(unknown)}; valid: {sorted(set(SECTIONS) | OTHER_KEYS)}")
-    for sec, target in SECTIONS.items():
+        raise ValueError(f"{name}: unknown config sections {sorted(unknown)}; valid: {sorted(set(classes) | OTHER_KEYS)}")
+    for sec, cls in classes.items():
         if sec in cfg:
             if not isinstance(cfg[sec], dict):
                 raise ValueError(f"{name}: config section '{sec}' must be a mapping of keys to values, got {cfg[sec]!r}")
-            module, cls = target.split(":")
-            section(cfg, sec, getattr(importlib.import_module(module), cls))
+            section(cfg, sec, cls)
 
 
 def section(cfg: dict, name: str, cls: type[T]) -> T:

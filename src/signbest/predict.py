@@ -20,7 +20,6 @@ from .data.manifest import Clip
 from .data.pool import POSE_SUFFIXES
 from .pose import PARTS
 from .tokens import load_tokenizer
-from .eval.fusion import softmax
 from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
@@ -28,6 +27,13 @@ from .atomic import committed
 from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
 from .data.batches import collate, to_device
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) scores."""
+    z = x - x.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
 
 
 def build_classifier(cfg: dict, num_classes: int) -> SignClassifier:

@@ -92,7 +92,7 @@ def dataset_ids(tokenizer_dir: Path, data: Path, split: str = "all"):
     tok = load_tokenizer(tokenizer_dir)
     ds = SignDataset(data, split=split)
     frames = frame_pool([ds], keep_empty=True)
-    ids = {k: [] for k in ("left", "right", "body")}
+    ids = {k: [] for k in PARTS}
     for s in range(0, frames["body"].shape[0], 8192):
         for k, v in zip(ids, tok.tokenize({k: v[s:s + 8192] for k, v in frames.items()})):
             ids[k].append(v.numpy())

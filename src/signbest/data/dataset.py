@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..pose.sequence import BODY_FIRST
 from ..pose import NormalizeConfig
 from .cache import PreprocessedSet, preprocess
 from .manifest import Manifest, read_manifest
@@ -152,7 +153,7 @@ class SignDataset(Dataset):
         if self.train and self.augment is not None:
             if rng.random() < self.augment.swap_hands:
                 item = mirror_clip(item)
-            for part in ("body", "left", "right"):
+            for part in BODY_FIRST:
                 item[part] = perturb(item[part], item[f"{part}_mask"], self.augment, rng)
         out = pad_item(item, self.num_frames, self.clips[i].label, i)
         if self.noise_dim:  # random numbers for masking, tied to this item like the augmentation

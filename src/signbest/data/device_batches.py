@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import torch
 
+from ..pose.sequence import BODY_FIRST
 from .cache import ARRAYS
 from .dataset import BODY_MIRROR, ConcatSets, SignDataset
 
-PARTS = ("body", "left", "right")
+PARTS = BODY_FIRST  # the dataset's order of parts (its random draws follow it)
 
 
 class DeviceBatches:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..pose.sequence import BODY_J, HAND_J
+from ..pose.sequence import BODY_J, HAND_J, HANDS, PARTS
 from .quantizer import MISSING, VectorQuantizer
 
 
@@ -98,7 +98,7 @@ class VQTokenizer(nn.Module):
         return {"left": zl, "right": zr, "body": self.body_encoder(part_input(parts["body"], parts["body_mask"]))}
 
     def quantize(self, z: dict[str, torch.Tensor], parts: dict[str, torch.Tensor]):
-        valid = {p: parts[f"{p}_mask"].any(-1) for p in ("left", "right", "body")}
+        valid = {p: parts[f"{p}_mask"].any(-1) for p in PARTS}
         qh, ih, lh = self.hand_quantizer(torch.cat([z["left"], z["right"]]), torch.cat([valid["left"], valid["right"]]))
         qb, ib, lb = self.body_quantizer(z["body"], valid["body"])
         (ql, qr), (il, ir) = qh.chunk(2), ih.chunk(2)
@@ -122,7 +122,7 @@ class VQTokenizer(nn.Module):
         q, ids, vq_loss = self.quantize(z, parts)
         rec = self.decode(q)
         err = {}
-        for p in ("left", "right", "body"):
+        for p in PARTS:
             m = parts[f"{p}_mask"].to(rec[p].dtype)
             err[p] = ((rec[p].float() - parts[p]).abs().sum(-1) * m).sum() / m.sum().clamp(min=1)  # L1 per joint
         loss = err["left"] + err["right"] + self.cfg.beta_body * err["body"] + vq_loss
@@ -136,7 +136,7 @@ class VQTokenizer(nn.Module):
         parts, lead = flat_parts(batch)
         _, ids, _ = self.quantize(self.encode(parts), parts)
         self.train(was)
-        return tuple(ids[p].reshape(lead) for p in ("left", "right", "body"))
+        return tuple(ids[p].reshape(lead) for p in PARTS)
 
 
 class KMeansTokenizer(nn.Module):
@@ -161,7 +161,7 @@ class KMeansTokenizer(nn.Module):
     def fit(self, parts: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, float]:
         """Lloyd's algorithm from k-means++-style seeds; empty clusters are re-seeded from far points."""
         hands = torch.cat([self._features(parts[p], parts[f"{p}_mask"])[parts[f"{p}_mask"].any(-1)]
-                           for p in ("left", "right")])
+                           for p in HANDS])
         body = self._features(parts["body"], parts["body_mask"])[parts["body_mask"].any(-1)]
         inertia = {}
         for name, x, c in (("hand", hands, self.hand_centroids), ("body", body, self.body_centroids)):

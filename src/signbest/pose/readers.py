@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .layouts import COCO_WHOLEBODY, MEDIAPIPE_HOLISTIC, OPENPOSE_BODY25, POSE_FORMAT_COMPONENTS, Layout
-from .sequence import MAX_FRAMES, PoseError, PoseSequence, fix_handedness
+from .sequence import BODY_FIRST, MAX_FRAMES, PoseError, PoseSequence, fix_handedness
 
 LANDMARK_ROWS = 543  # rows per frame of a GISLR parquet (face, hands, pose): bounds its rows before reading
 MAX_FRAME_VALUES = 4 * LANDMARK_ROWS  # numbers per frame of one array: every MediaPipe landmark with x, y, z, score
@@ -152,8 +152,8 @@ def read_pose_format(path: Path) -> PoseSequence:
         raise PoseError(f"{path}: no MediaPipe Holistic or OpenPose component in this .pose file "
                         f"(components: {names})")
     dims = pose.header.dimensions
-    return PoseSequence(*(parts[p][0] for p in ("body", "left", "right")),
-                        *(parts[p][1] for p in ("body", "left", "right")),
+    return PoseSequence(*(parts[p][0] for p in BODY_FIRST),
+                        *(parts[p][1] for p in BODY_FIRST),
                         float(pose.body.fps), int(dims.width), int(dims.height), str(path),
                         {"layout": "pose-format:" + "+".join(found)})
 

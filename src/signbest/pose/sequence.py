@@ -25,6 +25,8 @@ PARTS = ("left", "right", "body")  # the one part order: every (..., 3) part axi
 PART_SIZES = {"left": len(HAND_JOINTS), "right": len(HAND_JOINTS), "body": len(BODY_JOINTS)}
 # Parts of one kind share a GCN, a codebook and a MUM head (the left hand is stored mirrored).
 PART_KINDS = {"left": "hand", "right": "hand", "body": "body"}
+HANDS = tuple(p for p in PARTS if PART_KINDS[p] == "hand")  # the parts that are hands, in PARTS order
+BODY_FIRST = ("body", *HANDS)  # the order of PoseSequence's arrays (body, then hands)
 HAND_J, BODY_J = len(HAND_JOINTS), len(BODY_JOINTS)
 UNIT_JOINTS = sum(PART_SIZES.values())  # joints of one triplet unit, parts concatenated in PARTS order
 MAX_FRAMES = 100_000  # over an hour at 25 fps: longer is a broken file, not a sign

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..pose import PARTS
 from .. import fingerprint
 from ..config import section
 from ..data.dataset import ConcatSets
@@ -59,8 +60,8 @@ def make_targets(tokenizer, batch: dict, objective: str) -> dict:
         with torch.no_grad():
             left, right, body = tokenizer.tokenize(batch)  # frozen, eval mode
         return {"left": left, "right": right, "body": body}
-    valid = torch.stack([batch[f"{p}_mask"].any(-1) & batch["frame_mask"] for p in ("left", "right", "body")], -1)
-    return {**{k: batch[k] for k in ("left", "right", "body", "left_mask", "right_mask", "body_mask")}, "valid": valid}
+    valid = torch.stack([batch[f"{p}_mask"].any(-1) & batch["frame_mask"] for p in PARTS], -1)
+    return {**{k: batch[k] for k in (*PARTS, *(f"{p}_mask" for p in PARTS))}, "valid": valid}
 
 
 def masked_step(model, tokenizer, masking, batch: dict, objective: str):
@@ -68,7 +69,7 @@ def masked_step(model, tokenizer, masking, batch: dict, objective: str):
     targets = make_targets(tokenizer, batch, objective)
     if isinstance(masking, MUMMasking):
         if objective == "token":
-            present = torch.stack([targets[p] >= 0 for p in ("left", "right", "body")], -1)
+            present = torch.stack([targets[p] >= 0 for p in PARTS], -1)
         else:
             present = targets["valid"]
         part_mask, joint_drop = masking(batch["frame_mask"], batch["noise"], present), None

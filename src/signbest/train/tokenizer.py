@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..pose import PARTS
 from .. import fingerprint
 from ..checkpoint import CHECKPOINT, commit_folder, model_tensors, versioned
 from ..config import section
@@ -56,7 +57,7 @@ class TokenizerStage(Stage):
         with torch.no_grad():
             parts, _ = flat_parts(self._frames(self.global_idx))
             z = self.model.encode(parts)
-        present = {p: parts[f"{p}_mask"].any(-1) for p in ("left", "right", "body")}
+        present = {p: parts[f"{p}_mask"].any(-1) for p in PARTS}
         return torch.cat([z["left"][present["left"]], z["right"][present["right"]]]).float(), z["body"][present["body"]].float()
 
     def loss(self, model, batch: dict):

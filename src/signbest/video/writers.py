@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..pose.sequence import HANDS
 
 FORMATS = ("npz", "pose")
 
@@ -48,7 +49,7 @@ def write_pose(path: Path, clip: dict) -> None:
     w, h = int(clip["width"]), int(clip["height"])
     scale = np.array([w, h, w], np.float32)
     parts = [("POSE_LANDMARKS", body_names, clip["pose"][..., :3] * scale, clip["pose"][..., 3])]
-    for side in ("left", "right"):
+    for side in HANDS:
         xyz = clip[f"{side}_hand"] * scale
         parts.append((f"{side.upper()}_HAND_LANDMARKS", hand_names, xyz, np.isfinite(xyz).all(-1).astype(np.float32)))
     comps = [PoseHeaderComponent(name=n, points=names, limbs=[], colors=[(255, 255, 255)], point_format="XYZC")
@@ -77,7 +78,7 @@ def summary_row(video: Path, out_file: Path, clip: dict) -> dict:
            "frames": len(clip["pose"]), "frames_declared": int(clip["frames_declared"]),
            "fps": round(float(clip["fps"]), 3), "width": int(clip["width"]), "height": int(clip["height"]),
            "extractor": str(clip["extractor"]), "seconds": round(float(clip["seconds"]), 3)}
-    for side in ("left", "right"):
+    for side in HANDS:
         src = clip[f"{side}_hand_source"]
         for name, code in (("holistic", 1), ("crop", 2), ("interpolated", 3)):
             row[f"{side}_{name}"] = int((src == code).sum())
