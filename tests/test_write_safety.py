@@ -193,3 +193,14 @@ def test_fusion_scores_with_nan_are_refused(tmp_path):
     (tmp_path / "s.csv").write_text("clip_id,a,b\nx,0.1,nan\n")
     with pytest.raises(ValueError, match="non-finite"):
         read_scores(tmp_path / "s.csv")
+
+
+def test_a_manifest_signbest_wrote_is_not_replaced_by_another_commands_output(tiny_run, tmp_path):
+    """synth's manifest lies in a marked folder under a name signbest writes, but predict and pool write
+    other kinds of output: they must not replace it."""
+    run, data = tiny_run
+    before = data.read_text()
+    r = _signbest("predict", "--checkpoint", run, "--csv", data, next((data.parent / "poses").glob("*.npz")))
+    assert r.returncode == 2 and "not written by signbest" in r.stderr and data.read_text() == before, r.stderr
+    r = _signbest("pool", data.parent / "poses", "-o", data)
+    assert r.returncode == 2 and data.read_text() == before, r.stderr

@@ -182,9 +182,11 @@ def made_by_signbest(path: Path) -> bool:
     return False
 
 
-def claim_file(path: Path, inputs=()) -> Path:
+def claim_file(path: Path, inputs=(), own_kinds: tuple[str, ...] = ()) -> Path:
     """Check a file output before any work: not an input, not a folder, and if it exists, a file that
-    signbest wrote (or one of the fixed names signbest writes inside its own run folder)."""
+    signbest wrote and nobody changed since, or one of the fixed names (`OWNED`) that this command writes
+    into its own kind of run folder (`own_kinds`: e.g. the demo's tokens.png). A manifest that `synth` wrote
+    is never replaced by `predict --csv`: the folder's kind is not the command's."""
     from .atomic import check_output_file
 
     path = Path(path)
@@ -192,7 +194,8 @@ def claim_file(path: Path, inputs=()) -> Path:
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; the output here is a file (give a file name)")
     if path.exists() or path.is_symlink():
-        own_folder = is_marked(path.parent) and any(fnmatch.fnmatch(path.name, p) for p in OWNED)
+        own_folder = (marked_kind(path.parent) in own_kinds and is_marked(path.parent)
+                      and any(fnmatch.fnmatch(path.name, p) for p in OWNED))
         if path.is_symlink() or not (own_folder or made_by_signbest(path)):
             raise OutputError(f"{path}: exists and was not written by signbest (or was changed since); signbest "
                               "never replaces such a file: give another output name, or move it away yourself")

@@ -19,7 +19,7 @@ from .config import load_config, section
 from .data.manifest import Clip, Manifest, read_manifest, write_manifest
 from .data.resplit import split_by_signer
 from .eval.evaluate import evaluate
-from .outputs import claim_folder
+from .outputs import claim_folder, refuse_inputs
 from .train.finetune import FinetuneConfig, finetune
 from .train.pretrain import PretrainConfig, pretrain
 from .train.tokenizer import train_tokenizer
@@ -118,6 +118,8 @@ class Progress:
 def train_pipeline(data: Path, out: Path, config: str = "small", pools: list[Path] = (), test_signers: list[str] = (),
                    overrides: list[str] | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     data, out = Path(data), Path(out)
+    for written in (out / SPLITS, out / "extract" / "labelled.csv"):  # files this command writes in OUT
+        refuse_inputs(written, [data, *pools])
     claim_folder(out, "train", [data, *pools], overwrite)
     cfg = load_config(config, overrides)
     poses = extract_if_videos(data, out)

@@ -68,7 +68,13 @@ def load_classifier(checkpoint: str | Path):
     chosen = committed(checkpoint / "selected")  # a run folder: its selected epoch, even mid-commit
     if chosen is not None:
         checkpoint = chosen
-    elif (checkpoint / "fingerprint.json").exists() and (checkpoint / "checkpoint").exists():
+    elif (checkpoint / "fingerprint.json").exists():
+        import json
+
+        stage = json.loads((checkpoint / "fingerprint.json").read_text()).get("stage")
+        if stage != "finetune":
+            raise ValueError(f"{checkpoint}: not a fine-tuned model: the folder holds a {stage} run (give the "
+                             "folder that `signbest finetune` or `signbest train` wrote: RUN/finetune)")
         raise ValueError(f"{checkpoint}: the fine-tuning run has no selected model yet (no selected/ folder): "
                          "let it finish at least one epoch")
     weights, cfg = load_weights(checkpoint)

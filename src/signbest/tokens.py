@@ -103,7 +103,7 @@ def dataset_ids(tokenizer_dir: Path, data: Path, split: str = "all"):
 def tokenize_dataset(tokenizer_dir: Path, data: Path, out: Path | None = None, split: str = "all") -> Path:
     """One .npz: clip_ids, offsets (N+1), and left/right/body ids over all frames (-1 = missing part)."""
     out = Path(out) if out else Path(tokenizer_dir) / f"tokens-{Path(data).stem}.npz"
-    claim_file(out, [tokenizer_dir, data])  # before the work: never an input, never a file signbest did not write
+    claim_file(out, [tokenizer_dir, data], own_kinds=("tokenizer",))  # before the work: never an input
     ds, _, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     def write(tmp: str) -> None:
@@ -117,7 +117,7 @@ def tokenize_dataset(tokenizer_dir: Path, data: Path, out: Path | None = None, s
 
 def show_dataset_tokens(tokenizer_dir: Path, data: Path, out: Path, codes: int = 6, members: int = 6,
                         split: str = "all") -> Path:
-    claim_file(out, [tokenizer_dir, data])
+    claim_file(out, [tokenizer_dir, data], own_kinds=("demo",))
     ds, frames, ids, lengths = dataset_ids(tokenizer_dir, data, split)
     signers = np.repeat(np.array([c.signer or "?" for c in ds.clips]), lengths)
     path = show_tokens(frames, ids, signers, Path(out), codes, members)

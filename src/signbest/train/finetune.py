@@ -160,7 +160,7 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
         model.load_pretrained_encoder(weights)
     saved = {**cfg, "finetune": vars(fcfg), "split": vars(scfg), "model": vars(model.cfg), "head": vars(model.head_cfg),
              "glosses": train_set.glosses, "pretrained": str(pretrained) if pretrained else None,
-             "stage": "finetune", "data": str(data)}
+             "stage": "finetune", "data": str(Path(data).resolve()) if isinstance(data, (str, Path)) else str(data)}
     fp = fingerprint.make("finetune", saved, [data], pretrained=pretrained)
     saved["selection_rule"] = {"select_on": select_on, "why": why}
     stage = FinetuneStage(model.to(info.device), saved, fcfg, train_set, eval_sets, info, select_on)
