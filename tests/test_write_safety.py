@@ -201,6 +201,12 @@ def test_a_manifest_signbest_wrote_is_not_replaced_by_another_commands_output(ti
     run, data = tiny_run
     before = data.read_text()
     r = _signbest("predict", "--checkpoint", run, "--csv", data, next((data.parent / "poses").glob("*.npz")))
-    assert r.returncode == 2 and "not written by signbest" in r.stderr and data.read_text() == before, r.stderr
+    assert r.returncode == 2 and "manifest.csv" in r.stderr and data.read_text() == before, r.stderr
     r = _signbest("pool", data.parent / "poses", "-o", data)
     assert r.returncode == 2 and data.read_text() == before, r.stderr
+
+
+def test_an_output_never_takes_a_reserved_name_in_a_run_folder(tiny_run, tmp_path):
+    run, data = tiny_run
+    r = _signbest("tokenize", "--tokenizer", tmp_path, "--data", data, "--out", run / "model.safetensors")
+    assert r.returncode == 2 and "reserves" in r.stderr and not (run / "model.safetensors").exists(), r.stderr

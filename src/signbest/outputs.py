@@ -29,6 +29,8 @@ OWNED = (MARKER, "fingerprint.json", "checkpoint", "checkpoint.old", "selected",
          "results.json", "results.png", "per_class.csv", "confusion.png", "model-card.md", "summary.json",
          "data", "poses", "manifest.csv", "failures.csv", "synth.json", "tokenizer", "tokenizer-*", "pretrain",
          "pretrain-*", "finetune", "finetune-*", "splits.csv", "train.json", "extract")
+# Names a checkpoint folder is recognised by: never written by another command into a run folder.
+CHECKPOINT_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "state.json")
 REGISTRY = "written.jsonl"  # in the cache folder: one line per file output signbest wrote
 
 
@@ -193,6 +195,10 @@ def claim_file(path: Path, inputs=(), own_kinds: tuple[str, ...] = ()) -> Path:
     refuse_inputs(path, inputs)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; the output here is a file (give a file name)")
+    reserved = any(fnmatch.fnmatch(path.name, p) for p in (*OWNED, *CHECKPOINT_FILES))
+    if reserved and is_marked(path.parent) and marked_kind(path.parent) not in own_kinds:
+        raise OutputError(f"{path}: {path.name} is a name signbest reserves in its {marked_kind(path.parent)} run "
+                          "folders (a file there under that name would change what the folder holds): give another name")
     if path.exists() or path.is_symlink():
         own_folder = (marked_kind(path.parent) in own_kinds and is_marked(path.parent)
                       and any(fnmatch.fnmatch(path.name, p) for p in OWNED))
