@@ -56,7 +56,7 @@ def write_holistic_npz(path: Path, t: int = 10, seed: int = 0, **override) -> Pa
 # The slow tier: tests that train for several epochs, start subprocesses or a browser. `pytest -m fast`
 # runs the rest (under 2 minutes on 2 cores); the README's test command runs both tiers.
 SLOW = ("test_runner.py::test_seeds_spread", "test_runner.py::test_pool_rows", "test_video.py::test_killed_run",
-        "test_video.py::test_batch_skips", "test_video.py::test_a_video_without", "test_video.py::test_real_clip",
+        "test_video.py::test_batch_skips", "test_video.py::test_train_extracts", "test_video.py::test_a_video_without", "test_video.py::test_real_clip",
         "test_engine.py::test_torchrun", "test_engine.py::test_a_kill_at_any_step", "test_pretrain.py::test_torchrun",
         "test_pretrain.py::test_tiny_pretraining", "test_bad_input_suite.py::test_a_small_file_with_too_many_frames",
         "test_bad_input_suite.py::test_the_command_line", "test_demo.py::test_demo_runs", "test_pipeline.py::test_train",

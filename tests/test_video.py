@@ -249,3 +249,20 @@ def test_recovered_hands_are_kept_only_near_holistic_ones():
     assert np.isnan(h[15]).all() and s[15] == HandSource.MISSING
     h, s = keep_bridges(hand, np.where(src == HandSource.HOLISTIC, 0, src).astype(np.uint8), 6)
     assert (s != HandSource.CROP).all()  # no Holistic hand in the clip: no re-detection is trusted
+
+
+@needs_mp
+@pytest.mark.skipif(not WLASL.exists(), reason="needs ../shared/data/wlasl100 (real sign videos)")
+def test_train_extracts_a_manifest_of_videos_first(tmp_path):
+    """`signbest train` on a manifest whose pose_file column names videos: they are extracted into
+    OUT/extract (resumably) and the stages read the pose manifest."""
+    from signbest.data import read_manifest
+    from signbest.pipeline import extract_if_videos
+
+    videos = sorted((WLASL / "videos").glob("*.mp4"))[:2]
+    rows = ["clip_id,pose_file,gloss,signer"] + [f"{v.stem},{v},g{i},p{i}" for i, v in enumerate(videos)]
+    (tmp_path / "videos.csv").write_text("\n".join(rows) + "\n")
+    poses = extract_if_videos(tmp_path / "videos.csv", tmp_path / "run")
+    m = read_manifest(poses)
+    assert [c.pose_file.suffix for c in m.clips] == [".npz", ".npz"] and [c.gloss for c in m.clips] == ["g0", "g1"]
+    assert all(c.pose_file.parent == (tmp_path / "run" / "extract").resolve() for c in m.clips)

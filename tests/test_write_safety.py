@@ -210,3 +210,19 @@ def test_an_output_never_takes_a_reserved_name_in_a_run_folder(tiny_run, tmp_pat
     run, data = tiny_run
     r = _signbest("tokenize", "--tokenizer", tmp_path, "--data", data, "--out", run / "model.safetensors")
     assert r.returncode == 2 and "reserves" in r.stderr and not (run / "model.safetensors").exists(), r.stderr
+
+
+def test_every_other_writing_command_refuses_its_input_or_a_foreign_folder(tiny_run, tmp_path):
+    run, data = tiny_run
+    split_file = tmp_path / "asl.json"
+    split_file.write_text("[]")
+    r = _signbest("manifest", "wlasl", split_file, "--pose-dir", data.parent / "poses", "-o", split_file)
+    assert r.returncode == 2 and "is also an input" in r.stderr and split_file.read_text() == "[]", r.stderr
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "keep.txt").write_text("x")
+    for args in (["synth", "-o", user], ["demo", "--out", user, "--overwrite"], ["train", data, "--out", user, "--overwrite"],
+                 ["train-tokenizer", "--config", "tiny", "--data", data, "--out", user, "--overwrite"]):
+        r = _signbest(*args)
+        assert r.returncode == 2 and "not made by signbest" in r.stderr, (args, r.stderr)
+    assert [p.name for p in user.iterdir()] == ["keep.txt"]

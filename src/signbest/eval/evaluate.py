@@ -11,7 +11,7 @@ from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
 from ..predict import load_classifier, predict_logits
 from ..atomic import check_output_folder
-from ..outputs import claim_folder
+from ..outputs import check_folder, claim_folder
 from ..checkpoint import write_json
 from .fusion import fuse, read_scores
 from .metrics import classification_metrics, confusion_matrix, per_class_accuracy, topk_hits
@@ -38,7 +38,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out:
              windows: int = 1, fuse_path: str | Path | None = None, fuse_weight: float = 1.0,
              fuse_kind: str = "logits") -> dict:
     out = Path(out) if out else Path(checkpoint) / f"eval-{split}"
-    claim_folder(out, "eval", [checkpoint, data, fuse_path])  # before the work
+    check_folder(out, "eval", [checkpoint, data, fuse_path])  # before the work; made only when there is a report
     model, cfg = load_classifier(checkpoint)
     manifest = load_manifest(data, SplitConfig(**cfg["split"]))  # "dev" as training carved it
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
@@ -53,6 +53,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out:
         ids = [c.clip_id for c in ds.clips]
         scores = fuse(logits, ids, read_scores(fuse_path), fuse_weight, fuse_kind, str(fuse_path))
         results["fused"] = {**classification_metrics(scores, labels), "weight": fuse_weight, "scores": str(fuse_path)}
+    claim_folder(out, "eval", [checkpoint, data, fuse_path])
     write_reports(out, results, scores, labels, cfg["glosses"])
     return results
 
