@@ -226,3 +226,19 @@ def test_every_other_writing_command_refuses_its_input_or_a_foreign_folder(tiny_
         r = _signbest(*args)
         assert r.returncode == 2 and "not made by signbest" in r.stderr, (args, r.stderr)
     assert [p.name for p in user.iterdir()] == ["keep.txt"]
+
+
+def test_clear_keeps_a_users_folder_under_a_name_signbest_uses(tmp_path):
+    from signbest.outputs import clear
+
+    run = tmp_path / "run"
+    claim_folder(run, "demo")
+    (run / "checkpoint").mkdir()
+    (run / "data").mkdir()  # the demo writes a marked data/ folder; this one is a user's
+    (run / "data" / "mine.csv").write_text("x")
+    claim_folder(run / "finetune-best", "finetune")
+    (run / "finetune-best" / "notes.txt").write_text("y")
+    kept = clear(run)
+    assert sorted(kept) == ["data", "finetune-best"] and not (run / "checkpoint").exists()
+    assert (run / "data" / "mine.csv").exists() and sorted(p.name for p in (run / "finetune-best").iterdir()) == [MARKER, "notes.txt"]
+    claim_folder(run / "finetune-best", "finetune")  # still signbest's: a rerun may write there

@@ -31,6 +31,8 @@ OWNED = (MARKER, "fingerprint.json", "checkpoint", "checkpoint.old", "selected",
          "pretrain-*", "finetune", "finetune-*", "splits.csv", "train.json", "extract")
 # Names a checkpoint folder is recognised by: never written by another command into a run folder.
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "state.json")
+# Folders signbest writes inside a run folder without marking them (everything else it makes is marked).
+UNMARKED_DIRS = ("checkpoint", "checkpoint.old", "selected", "selected.old", "tensorboard", "poses", ".partial-*")
 REGISTRY = "written.jsonl"  # in the cache folder: one line per file output signbest wrote
 
 
@@ -87,7 +89,7 @@ def mark(folder: Path, kind: str) -> None:
     from . import __version__
 
     folder = Path(folder)
-    if not (folder / MARKER).exists():
+    if marked_kind(folder) != kind or not (folder / MARKER).exists():
         (folder / MARKER).write_text(json.dumps({"made_by": "signbest", "version": __version__, "kind": kind}) + "\n")
 
 
@@ -133,13 +135,20 @@ def clear(folder: Path, inputs=()) -> list[str]:
     refuse_inputs(folder, inputs, contains=True)
     kept = []
     for entry in sorted(folder.iterdir()):
+        if entry.name == MARKER:
+            continue  # the folder stays signbest's, whatever it keeps
         if not any(fnmatch.fnmatch(entry.name, pattern) for pattern in OWNED):
             kept.append(entry.name)
         elif entry.is_dir() and not entry.is_symlink():
-            if (entry / MARKER).exists() and clear(entry, inputs):
-                kept.append(entry.name)  # a run folder inside holding a user's file stays, with that file
-            else:
+            if (entry / MARKER).exists():
+                if clear(entry, inputs):
+                    kept.append(entry.name)  # a run folder inside holding a user's file stays, with that file
+                else:
+                    shutil.rmtree(entry)
+            elif any(fnmatch.fnmatch(entry.name, pattern) for pattern in UNMARKED_DIRS):
                 shutil.rmtree(entry)
+            else:
+                kept.append(entry.name)  # a folder under an owned name that signbest did not mark: not ours
         else:
             entry.unlink()
     return kept
