@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..outputs import claim_file, record
-from ..atomic import atomic_write, check_output_file
+from ..atomic import atomic_write
 from ..pose import PARTS, read_pose
 from ..runtime import progress_bar_kwargs
 from .manifest import read_manifest
