@@ -141,6 +141,7 @@ def pool(folder: Annotated[Path, typer.Argument(help="folder of pose files (any 
 
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
+Engine = Annotated[str, typer.Option(help="auto (onnx for a .onnx file, else torch), torch, or onnx (onnxruntime; a run folder then means its model.onnx; the onnx extra)")]
 
 
 config_app = typer.Typer(no_args_is_help=True, help="Shipped configs and the effective values of one.")
@@ -278,7 +279,8 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
             files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
             top: Annotated[int, typer.Option(min=1, help="how many glosses to show")] = 5,
-            as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False) -> None:
+            as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False,
+            engine: Engine = "auto") -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
     import csv
@@ -297,7 +299,7 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
         csv_out = Path("predictions.csv")
     if csv_out:
         claim_file(csv_out, [*files, *clips, checkpoint])  # before the work, not after it
-    results = run(checkpoint, files, top)
+    results = run(checkpoint, files, top, engine=engine)
     if as_json:
         typer.echo(json.dumps(results, indent=1))
     for r in results:
@@ -322,6 +324,22 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
     if failed:
         typer.echo(f"{failed} of {len(results)} inputs failed", err=True)
         raise SystemExit(1)
+
+
+@app.command()
+def export(checkpoint: Annotated[Path, typer.Argument(help="fine-tuned run folder or checkpoint folder")],
+           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="the .onnx file (default CHECKPOINT/model.onnx)")] = None) -> None:
+    """Export a fine-tuned model to ONNX (units -> logits and probabilities, any batch and length; glosses and
+    preprocessing in its metadata), checked against torch before it is written. Needs the onnx extra."""
+    from .export import export_onnx
+
+    try:
+        import onnxscript  # noqa: F401 - torch's exporter needs it; say so before loading anything
+    except ImportError:
+        raise ValueError("exporting needs torch's ONNX exporter: pip install 'signbest[onnx]'") from None
+    res = export_onnx(checkpoint, out or checkpoint / "model.onnx")
+    typer.echo(f"wrote {res['out']} ({res['bytes'] / 1e6:.1f} MB, {res['glosses']} glosses); onnxruntime matches "
+               f"torch within {res['max_probability_difference']:.1e} (same top-1: {res['same_top1']})")
 
 
 @app.command()
@@ -350,7 +368,8 @@ def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder o
           tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer folder: the page then shows token ids per frame")] = None,
           host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the page on this machine")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
-          max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0) -> None:
+          max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0,
+          engine: Engine = "auto") -> None:
     """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
     file (results identical to `signbest predict`)."""
     import uvicorn
@@ -360,7 +379,7 @@ def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder o
 
     if not 0 < max_upload_mb <= 4096:
         raise ValueError(f"--max-upload-mb must be in (0, 4096], got {max_upload_mb}")
-    predictor = Predictor(checkpoint, tokenizer)
+    predictor = Predictor(checkpoint, tokenizer, engine)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this machine can use the page", err=True)
     typer.echo(f"serving {checkpoint} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")

@@ -40,25 +40,33 @@ def build_classifier(cfg: dict, num_classes: int) -> SignClassifier:
     return SignClassifier(section(cfg, "model", ModelConfig), num_classes, section(cfg, "head", HeadConfig))
 
 
-def predict_logits(model: SignClassifier, dataset: SignDataset, batch_size: int = 64, windows: int = 1,
+def predict_logits(model, dataset: SignDataset, batch_size: int = 64, windows: int = 1,
                    device: torch.device | None = None, bf16: bool = True) -> np.ndarray:
-    """(N, C) logits; with windows > 1, the mean over windows at evenly spaced phases (multi-window test)."""
+    """(N, C) logits; with windows > 1, the mean over windows at evenly spaced phases (multi-window test).
+    `model` is a `SignClassifier` or any callable from a batch to (B, C) logits (an exported model)."""
+    if not isinstance(model, torch.nn.Module):
+        return _window_mean(lambda batch: np.asarray(model(batch), dtype=np.float32), dataset, batch_size, windows)
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
+
+    def score(batch: dict) -> np.ndarray:
+        with torch.no_grad(), autocast(device, bf16):
+            return model(to_device(batch, device)).float().cpu().numpy()
+    total = _window_mean(score, dataset, batch_size, windows)
+    model.train(was)
+    return total
+
+
+def _window_mean(score, dataset: SignDataset, batch_size: int, windows: int) -> np.ndarray:
     total = None
     for w in range(windows):
         dataset.window = 0.5 if windows == 1 else w / (windows - 1)
-        chunks = []
-        with torch.no_grad():
-            for s in range(0, len(dataset), batch_size):
-                batch = to_device(collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]), device)
-                with autocast(device, bf16):
-                    chunks.append(model(batch).float().cpu())
-        logits = torch.cat(chunks).numpy()
+        chunks = [score(collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]))
+                  for s in range(0, len(dataset), batch_size)]
+        logits = np.concatenate(chunks)
         total = logits if total is None else total + logits
     dataset.window = 0.5
-    model.train(was)
     return total / windows
 
 
@@ -138,18 +146,45 @@ def expand_inputs(files: list[str | Path]) -> tuple[list[Path], list[Path], dict
     return paths, strays, refused
 
 
+ENGINES = ("auto", "torch", "onnx")  # auto: onnx for a .onnx file, torch for a checkpoint
+
+
+def onnx_file(path: Path) -> Path:
+    """The exported model: the .onnx file given, or the one `signbest export` wrote into a run folder."""
+    if path.is_dir():
+        if not (path / "model.onnx").is_file():
+            raise ValueError(f"{path}: no model.onnx in this folder: export it first (signbest export {path} "
+                             f"--out {path / 'model.onnx'}), or give the .onnx file")
+        return path / "model.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file")
+    return path
+
+
 class Predictor:
     """A fine-tuned classifier (and optionally a tokenizer) loaded once, scoring pose files and videos.
     `signbest predict` and `signbest serve` both use it, so the page and the command agree exactly.
     Calls from several threads are serialised: the model uses every core anyway."""
 
-    def __init__(self, checkpoint: str | Path, tokenizer: str | Path | None = None):
-        self.model, self.cfg = load_classifier(checkpoint)
-        if bf16_supported(torch.device("cpu")):
-            # Weights cast once: under autocast every call re-casts all of them, which for one clip of the
-            # `paper` model took more time (42 ms) than the arithmetic (17 ms in bf16; bench/inference.py).
-            self.model = self.model.to(torch.bfloat16)
-        reuse_merged_weights(self.model)  # never trained here: the GCNs' merged weights are built once
+    def __init__(self, checkpoint: str | Path, tokenizer: str | Path | None = None, engine: str = "auto"):
+        checkpoint = Path(checkpoint)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got '{engine}'")
+        if engine == "onnx" or (engine == "auto" and checkpoint.suffix == ".onnx"):
+            from .export import OnnxClassifier
+
+            self.model = OnnxClassifier(onnx_file(checkpoint))
+            self.cfg = self.model.cfg
+        elif checkpoint.suffix == ".onnx":
+            raise ValueError(f"{checkpoint}: an exported ONNX model runs with --engine onnx, not {engine}")
+        else:
+            self.model, self.cfg = load_classifier(checkpoint)
+            if bf16_supported(torch.device("cpu")):
+                # Weights cast once: under autocast every call re-casts all of them, which for one clip of the
+                # `paper` model took more time (42 ms) than the arithmetic (17 ms in bf16; bench/inference.py).
+                self.model = self.model.to(torch.bfloat16)
+            reuse_merged_weights(self.model)  # never trained here: the GCNs' merged weights are built once
+        self.engine = "onnx" if not isinstance(self.model, torch.nn.Module) else "torch"
         self.glosses: list[str] = self.cfg["glosses"]
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self._lock = threading.Lock()
@@ -223,6 +258,7 @@ def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
             for f, fm in zip(xy, mask)]
 
 
-def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64) -> list[dict]:
+def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64,
+            engine: str = "auto") -> list[dict]:
     """Top-k glosses with probabilities for each pose file (any supported layout) or video."""
-    return Predictor(checkpoint)(files, top, batch_size)
+    return Predictor(checkpoint, engine=engine)(files, top, batch_size)

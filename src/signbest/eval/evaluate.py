@@ -10,7 +10,8 @@ import numpy as np
 from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
 from ..predict import load_classifier, predict_logits
-from ..atomic import check_output_folder
+from ..atomic import check_output_folder, committed
+from ..model_card import write_model_card
 from ..outputs import check_folder, claim_folder
 from ..checkpoint import write_json
 from .fusion import fuse, read_scores
@@ -55,6 +56,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out:
         results["fused"] = {**classification_metrics(scores, labels), "weight": fuse_weight, "scores": str(fuse_path)}
     claim_folder(out, "eval", [checkpoint, data, fuse_path])
     write_reports(out, results, scores, labels, cfg["glosses"])
+    if committed(Path(checkpoint) / "selected") is not None:  # a fine-tuning run folder: its card gains these figures
+        write_model_card(Path(checkpoint))
     return results
 
 

@@ -75,6 +75,8 @@ class BESTEncoder(nn.Module):
         # Pre-LN blocks leave their residual stream unnormalised: a final LayerNorm closes them.
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False,
                                             norm=nn.LayerNorm(cfg.dim) if cfg.norm_first else None)
+        # Export (ONNX) runs every part through the GCNs, present or not: one graph for any input.
+        self.dense_embedding = False
         use_fast_dropout(self)  # the GCNs' and the blocks' dropouts too (attention-weight dropout stays torch's)
 
     def embed(self, batch: dict, joint_drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,6 +91,8 @@ class BESTEncoder(nn.Module):
                  for p, m in zip(PART_NAMES, masks)]
         valid = torch.stack([m.any(-1) for m in masks], -1)  # (B, T, 3)
         flat_valid = valid.reshape(b * t, 3)
+        if self.dense_embedding:
+            return self._embed_dense(feats, flat_valid).reshape(b, t, 3, -1), valid
         # The GCNs run only on parts that are present: missing hands (half of them on WLASL) and padding
         # frames get the missing token instead, so computing them would be wasted work.
         emb = self.missing_token.expand(b * t, 3, -1).clone()
@@ -102,6 +106,14 @@ class BESTEncoder(nn.Module):
         emb[flat_valid[:, 2], 2] = body_out.to(emb.dtype)
         return emb.reshape(b, t, 3, -1), valid
 
+    def _embed_dense(self, feats: list[torch.Tensor], flat_valid: torch.Tensor) -> torch.Tensor:
+        """`embed`'s result computed on every frame, then the missing token where a part is absent:
+        the same numbers (each GCN row is independent) without data-dependent shapes, for export."""
+        hands = self.hand_gcn(torch.cat([feats[0], feats[1]]))  # (2 B*T, Dp)
+        n = feats[0].shape[0]
+        computed = torch.stack([hands[:n], hands[n:], self.body_gcn(feats[2]).to(hands.dtype)], 1)  # (B*T, 3, Dp)
+        return torch.where(flat_valid[..., None], computed, self.missing_token.to(hands.dtype))
+
     def forward(self, batch: dict, part_mask: torch.Tensor | None = None,
                 joint_drop: torch.Tensor | None = None) -> torch.Tensor:
         """batch: parts (B, T, J, 2) + masks; part_mask (B, T, 3) True = replace by the mask token."""
@@ -111,7 +123,7 @@ class BESTEncoder(nn.Module):
         b, t = emb.shape[:2]
         x = self.input_norm(emb.reshape(b, t, -1))  # (B, T, D)
         if self.cfg.position_encoding:
-            if t > self.cfg.max_frames:
+            if not torch.jit.is_tracing() and t > self.cfg.max_frames:
                 raise ValueError(f"clip of {t} frames is longer than max_frames={self.cfg.max_frames}")
             x = x + self.position[:t].to(x.dtype)
         x = self.dropout(x)

@@ -53,7 +53,8 @@ class SignClassifier(nn.Module):
     def _attend(x: torch.Tensor, scorer: nn.Linear, valid: torch.Tensor) -> torch.Tensor:
         """x (B, S, Dp), valid (B, S) -> (B, Dp); a clip with no valid step pools to zeros."""
         s = scorer(x).squeeze(-1).float().masked_fill(~valid, float("-inf"))
-        w = torch.softmax(s, -1).nan_to_num(0.0)  # all -inf rows give NaN: no valid step
+        # A row without a valid step is all -inf, whose softmax is NaN: those rows pool to zeros.
+        w = torch.where(valid.any(-1, keepdim=True), torch.softmax(s, -1), 0.0)
         return torch.einsum("bs,bsd->bd", w.to(x.dtype), x)
 
     def forward_head(self, features: torch.Tensor, batch: dict, pre_logits: bool = False) -> torch.Tensor:

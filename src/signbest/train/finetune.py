@@ -18,6 +18,7 @@ from ..config import section
 from ..data import AugmentConfig, SignDataset
 from ..data.protocol import SplitConfig, load_manifest, selection_rule
 from ..eval.metrics import classification_metrics
+from ..model_card import write_model_card
 from ..models.best import ModelConfig
 from ..predict import build_classifier, predict_logits
 from . import distributed as dist_utils
@@ -123,6 +124,25 @@ class FinetuneStage(Stage):
         return self.train_set.describe(batch["index"].tolist())
 
 
+def split_summary(manifest) -> dict[str, dict[str, int]]:
+    """Clips and distinct people per split, for the model card."""
+    splits: dict[str, dict] = {}
+    for clip in manifest.clips:
+        entry = splits.setdefault(clip.split, {"clips": 0, "people": set()})
+        entry["clips"] += 1
+        entry["people"].add(clip.signer)
+    return {name: {"clips": v["clips"], "signers": len(v["people"] - {""})} for name, v in splits.items()}
+
+
+def command_line() -> str:
+    """The command as the user typed it (`signbest ...`), or the Python entry point that ran it."""
+    import shlex
+    import sys
+
+    program = Path(sys.argv[0]).name
+    return shlex.join(["signbest" if program in ("signbest", "__main__.py") else program, *sys.argv[1:]])
+
+
 def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Path | None = None,
              progress: bool = True, device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     info = dist_utils.setup(device)
@@ -162,9 +182,14 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
              "glosses": train_set.glosses, "pretrained": str(pretrained) if pretrained else None,
              "stage": "finetune", "data": str(Path(data).resolve()) if isinstance(data, (str, Path)) else str(data)}
     fp = fingerprint.make("finetune", saved, [data], pretrained=pretrained)
+    # Not part of the fingerprint (a resumed run may be started by another command line): for the model card.
     saved["selection_rule"] = {"select_on": select_on, "why": why}
+    saved["data_summary"] = split_summary(manifest)
+    saved["command"] = command_line()
     stage = FinetuneStage(model.to(info.device), saved, fcfg, train_set, eval_sets, info, select_on)
     result = fit(stage, out, fp, progress, overwrite, [pretrained])
     dist_utils.cleanup(info)
     chosen = json.loads((committed(out / SELECTED) / "config.json").read_text())
+    if info.main:
+        write_model_card(out)
     return {**result, "selected_epoch": chosen["selected_epoch"], **{f"selected_{k}": v for k, v in chosen["selection"].items()}}
