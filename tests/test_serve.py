@@ -91,6 +91,10 @@ def test_api_matches_predict_and_describes_what_the_model_saw(server, model, syn
     health = json.loads(urllib.request.urlopen(url + "/api/health").read())
     glosses = json.loads(urllib.request.urlopen(url + "/api/glosses").read())["glosses"]
     assert health["status"] == "ok" and health["tokenizer"] and health["classes"] == len(glosses) == 6
+    assert health["checkpoint"] == model[0].name and health["engine"] == "torch"  # no path of the server's disk
+    card = json.loads(urllib.request.urlopen(url + "/api/card").read())["card"]
+    assert card.startswith("# Sign recognition model: 6 glosses") and all(f"`{g}`" in card for g in glosses)
+    assert str(model[0].parent) not in card
     clip = sorted((synth_dir / "poses").glob("*.npz"))[0]
     status, r = post(url, clip.name, clip.read_bytes())
     assert status == 200 and r["file"] == clip.name

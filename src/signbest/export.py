@@ -73,9 +73,8 @@ def portable_config(cfg: dict) -> dict:
 def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
     """Write `out` (one self-contained .onnx file) and check it against torch; returns the check's figures."""
     import onnx
-    import onnxscript.optimizer
 
-    from .model_card import card_summary
+    from .model_card import card_summary, portable_card
     from .outputs import claim_file, record
     from .predict import load_classifier
     from .atomic import atomic_write
@@ -85,31 +84,42 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
         raise ValueError(f"{out}: an exported model's file name ends in .onnx")
     claim_file(out, [checkpoint], own_kinds=("finetune",))  # RUN/model.onnx is where predict looks
     model, cfg = load_classifier(checkpoint)  # float32, as trained
+    proto = export_graph(model, cfg["finetune"]["num_frames"])
+    summary = card_summary(cfg)
+    summary["data"] = Path(summary["data"]).name if summary["data"] else None
+    summary["pretrained"] = bool(summary["pretrained"])
+    summary["command"] = None  # may name local paths
+    metadata = {"signbest_version": __version__, "glosses": json.dumps(cfg["glosses"]),
+                "signbest_config": json.dumps(portable_config(cfg)), "model_card": json.dumps(summary),
+                "model_card_markdown": portable_card(cfg)}
+    onnx.helper.set_model_props(proto, metadata)
+    proto.doc_string = f"signbest {__version__}: isolated sign recognition, {len(cfg['glosses'])} glosses"
+    parity = check_parity(model, proto.SerializeToString(), cfg["finetune"]["num_frames"], str(out))
+    atomic_write(out, lambda tmp: onnx.save(proto, tmp))
+    record(out)
+    return {"out": str(out), "glosses": len(cfg["glosses"]), "bytes": out.stat().st_size, **parity}
+
+
+def export_graph(model: nn.Module, num_frames: int):
+    """The classifier as an ONNX ModelProto (float32, dynamic batch and frame axes), without metadata."""
+    import onnx
+    import onnxscript.optimizer
+
     model.encoder.dense_embedding = True
-    example = example_batch(cfg["finetune"]["num_frames"])
+    example = example_batch(num_frames)
     batch_dim, frames_dim = torch.export.Dim("batch"), torch.export.Dim("frames", max=model.cfg.max_frames)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "model.onnx"
-        with quiet_exporter():
+    try:
+        with tempfile.TemporaryDirectory() as tmp, quiet_exporter():
+            raw = Path(tmp) / "model.onnx"
             torch.onnx.export(ExportGraph(model).eval(), tuple(example[n] for n in INPUTS), str(raw),
                               input_names=list(INPUTS), output_names=list(OUTPUTS), dynamo=True, external_data=False,
                               verbose=False, dynamic_shapes=tuple({0: batch_dim, 1: frames_dim} for _ in INPUTS))
             # The graph conv's merged weights are built from the parameters: fold them into constants (the
             # exporter's own pass skips tensors this large), so a run does not rebuild them for every call.
-            proto = onnxscript.optimizer.optimize(onnx.load(str(raw)), input_size_limit=1 << 26,
-                                                  output_size_limit=1 << 26)
-    summary = card_summary(cfg)
-    summary["data"] = Path(summary["data"]).name if summary["data"] else None
-    summary["pretrained"] = bool(summary["pretrained"])
-    metadata = {"signbest_version": __version__, "glosses": json.dumps(cfg["glosses"]),
-                "signbest_config": json.dumps(portable_config(cfg)), "model_card": json.dumps(summary)}
-    onnx.helper.set_model_props(proto, metadata)
-    proto.doc_string = f"signbest {__version__}: isolated sign recognition, {len(cfg['glosses'])} glosses"
-    model.encoder.dense_embedding = False
-    parity = check_parity(model, proto.SerializeToString(), cfg["finetune"]["num_frames"], str(out))
-    atomic_write(out, lambda tmp: onnx.save(proto, tmp))
-    record(out)
-    return {"out": str(out), "glosses": len(cfg["glosses"]), "bytes": out.stat().st_size, **parity}
+            return onnxscript.optimizer.optimize(onnx.load(str(raw)), input_size_limit=1 << 26,
+                                                 output_size_limit=1 << 26)
+    finally:
+        model.encoder.dense_embedding = False
 
 
 @contextlib.contextmanager
@@ -179,7 +189,7 @@ class OnnxClassifier:
             raise ValueError(f"{path}: exported by signbest {made}, this is signbest {__version__}: its preprocessing "
                              "may differ; export it again with this version")
         self.glosses: list[str] = self.cfg["glosses"]
-        self.card = json.loads(meta.get("model_card", "{}"))
+        self.card = meta.get("model_card_markdown", "")
 
     def __call__(self, batch: dict) -> np.ndarray:
         return self.session.run(["logits"], onnx_inputs(batch))[0]

@@ -123,3 +123,30 @@ def write_model_card(run: Path) -> Path | None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     record(path)
     return path
+
+
+def portable_card(config: dict) -> str:
+    """The card without the paths and command line of the machine that trained the model (for exports)."""
+    portable = {**config, "data": Path(config["data"]).name if config.get("data") else None, "command": None,
+                "pretrained": "a pre-trained encoder" if config.get("pretrained") else None}
+    return render_card(portable, "see the run folder", [])
+
+
+def card_text(checkpoint: Path, config: dict) -> str:
+    """The card a server shows for a checkpoint: the run folder's README.md that signbest wrote, else one
+    rendered from the checkpoint's config; front matter dropped, paths of this machine left out."""
+    checkpoint = Path(checkpoint)
+    for run in (checkpoint, checkpoint.parent):
+        card = run / CARD
+        if (run / "fingerprint.json").exists() and card.is_file():
+            text = card.read_text(encoding="utf-8")
+            break
+    else:
+        text = portable_card(config)
+    return without_front_matter(text).replace(str(checkpoint.resolve().parent), "…")
+
+
+def without_front_matter(card: str) -> str:
+    """The card's text for people: the YAML block that model hubs read dropped."""
+    return card.split("\n---\n", 1)[-1].lstrip("\n") if card.startswith("---\n") else card
+

@@ -23,6 +23,7 @@ from .tokens import load_tokenizer
 from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
+from .model_card import card_text, without_front_matter
 from .atomic import committed
 from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
@@ -185,6 +186,7 @@ class Predictor:
                 self.model = self.model.to(torch.bfloat16)
             reuse_merged_weights(self.model)  # never trained here: the GCNs' merged weights are built once
         self.engine = "onnx" if not isinstance(self.model, torch.nn.Module) else "torch"
+        self.card = without_front_matter(self.model.card) if self.engine == "onnx" else card_text(checkpoint, self.cfg)  # for the page
         self.glosses: list[str] = self.cfg["glosses"]
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self._lock = threading.Lock()

@@ -1,8 +1,9 @@
 """`signbest serve`: a local page and a JSON API around one loaded `Predictor`.
 
     GET  /              the page (drop a clip, choose a file, or record from the webcam)
-    GET  /api/health    {"status": "ok", "classes", "tokenizer", "checkpoint", "version"}
+    GET  /api/health    {"status": "ok", "classes", "tokenizer", "checkpoint" (its name), "engine", "version"}
     GET  /api/glosses   {"glosses": [...]} in the model's label order
+    GET  /api/card      {"card": Markdown}: the model card (what it recognises, its data, figures and limits)
     POST /api/predict   multipart field `file` -> top-5, the normalised units the model saw, token ids, times
 
 Safe by default: the CLI binds to 127.0.0.1, an upload must declare its size and stay under the limit,
@@ -63,10 +64,13 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "tokenizer": predictor.tokenizer is not None,
-                             "checkpoint": checkpoint, "version": __version__, "max_upload_mb": max_upload_mb})
+                             "checkpoint": Path(checkpoint).name, "engine": predictor.engine, "version": __version__, "max_upload_mb": max_upload_mb})
 
     async def glosses(request: Request) -> Response:
         return JSONResponse({"glosses": predictor.glosses})
+
+    async def card(request: Request) -> Response:
+        return JSONResponse({"card": predictor.card})
 
     async def predict(request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -110,7 +114,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
         return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
 
-    routes = [Route("/", index), Route("/api/health", health), Route("/api/glosses", glosses),
+    routes = [Route("/", index), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card),
               Route("/api/predict", predict, methods=["POST"])]
     return Starlette(routes=routes)
 
