@@ -8,7 +8,9 @@ import torch
 from signbest.config import load_config, section
 from signbest.data import SignDataset
 from signbest.models.quantizer import MISSING, VectorQuantizer, codebook_stats
-from signbest.models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer
+from signbest.models.kmeans_tokenizer import KMeansTokenizer
+from signbest.models.tokenizer import TokenizerConfig
+from signbest.models.vq_tokenizer import VQTokenizer
 from signbest.tokens import evaluate_tokenizer, frame_pool, load_tokenizer
 from signbest.train.tokenizer import train_tokenizer
 
@@ -129,3 +131,43 @@ def test_tokenize_writes_ids_aligned_with_clips(synth_dir, tmp_path):
     first = ds.clip_arrays(0)
     s, e = z["offsets"][:2]
     assert ((z["left"][s:e] >= 0) == first["left_mask"].any(-1)).all()  # missing hands get the reserved id
+
+
+@pytest.mark.parametrize("kind", ["coupled", "separate", "kmeans"])
+def test_one_interface_for_every_tokenizer(synth_dir, kind):
+    """encode -> (codes, indices, loss), decode(indices) -> joints, codebook_sizes: the same for every kind,
+    on (B, T) sequences with padding and a missing hand."""
+    from signbest.models.tokenizers import TOKENIZERS, build_tokenizer
+    from signbest.pose.sequence import PART_SIZES, PARTS
+
+    cfg = section(load_config("tiny", [f"tokenizer.kind={kind}"]), "tokenizer", TokenizerConfig)
+    torch.manual_seed(0)
+    tok = build_tokenizer(cfg).eval()
+    assert isinstance(tok, TOKENIZERS[kind])
+    frames = _frames(synth_dir, 512)
+    if kind == "kmeans":
+        tok.fit(frames, torch.Generator().manual_seed(0))
+    seq = {k: v[:96].reshape(6, 16, *v.shape[1:]).clone() for k, v in frames.items()}
+    seq["frame_mask"] = torch.ones(6, 16, dtype=torch.bool)
+    seq["frame_mask"][:, 13:] = False
+    seq["left_mask"][0] = False
+    with torch.no_grad():
+        codes, indices, loss = tok.encode(seq)
+        joints = tok.decode(indices)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert tok.codebook_sizes == {"left": cfg.hand_codes, "right": cfg.hand_codes, "body": cfg.body_codes}
+    for p in PARTS:
+        present = seq[f"{p}_mask"].any(-1) & seq["frame_mask"]
+        assert indices[p].shape == (6, 16) and indices[p].dtype == torch.long
+        assert (indices[p][~present] == MISSING).all() and (indices[p][present] >= 0).all()
+        assert (indices[p] < tok.codebook_sizes[p]).all()
+        assert codes[p].shape[:2] == (6, 16) and (codes[p][~present] == 0).all()
+        assert joints[p].shape == (6, 16, PART_SIZES[p], 2)
+    assert all(torch.equal(a, indices[p]) for a, p in zip(tok.tokenize(seq), PARTS))
+    if kind == "kmeans":  # a centroid's own joints come back to the same id: decode is encode's inverse
+        again = {**{p: joints[p] for p in PARTS}, **{f"{p}_mask": torch.ones(6, 16, PART_SIZES[p], dtype=torch.bool) for p in PARTS}}
+        _, ids2, _ = tok.encode(again)
+        present = indices["right"] >= 0
+        assert torch.equal(ids2["right"][present], indices["right"][present])
+    else:  # the codes are the codebook's vectors at the indices (vector-quantize-pytorch's round trip)
+        assert torch.allclose(codes["body"], tok.body_quantizer.indices_to_codes(indices["body"]))

@@ -11,7 +11,9 @@ from .config import section
 from .outputs import claim_file, record
 from .data import SignDataset
 from .models.quantizer import codebook_stats
-from .models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
+from .models.tokenizer import TokenizerConfig, flat_parts
+from .models.tokenizers import build_tokenizer
+from .models.vq_tokenizer import VQTokenizer
 from .pose.sequence import PARTS
 from .viz import show_tokens
 
@@ -49,13 +51,8 @@ def evaluate_tokenizer(tok, frames: dict[str, torch.Tensor], batch_size: int = 4
     err_n = {p: 0 for p in PARTS}
     ids_all = {p: [] for p in PARTS}
     for batch in _batches(frames, batch_size):
-        left, right, body = tok.tokenize(batch)
-        ids = {"left": left.reshape(-1), "right": right.reshape(-1), "body": body.reshape(-1)}
-        if isinstance(tok, KMeansTokenizer):
-            rec = tok.reconstruct(ids)
-        else:
-            q = {p: (tok.hand_quantizer if p != "body" else tok.body_quantizer).indices_to_codes(ids[p]) for p in PARTS}
-            rec = tok.decode(q)
+        _, ids, _ = tok.encode(batch)  # batches of flat frames: ids (N,) and their decoding (N, J, 2) per part
+        rec = tok.decode(ids)
         parts, _ = flat_parts(batch)
         for p in PARTS:
             m = parts[f"{p}_mask"] & (ids[p] >= 0)[:, None]
@@ -64,8 +61,8 @@ def evaluate_tokenizer(tok, frames: dict[str, torch.Tensor], batch_size: int = 4
             err_n[p] += int(m.sum())
             ids_all[p].append(ids[p])
     out = {f"rec_px_{p}": err_sum[p] / max(err_n[p], 1) for p in PARTS}
-    hand = codebook_stats(torch.cat(ids_all["left"] + ids_all["right"]), tok.cfg.hand_codes)
-    body = codebook_stats(torch.cat(ids_all["body"]), tok.cfg.body_codes)
+    hand = codebook_stats(torch.cat(ids_all["left"] + ids_all["right"]), tok.codebook_sizes["left"])
+    body = codebook_stats(torch.cat(ids_all["body"]), tok.codebook_sizes["body"])
     out.update({"hand_usage": hand["usage"], "hand_perplexity": hand["perplexity"],
                 "body_usage": body["usage"], "body_perplexity": body["perplexity"]})
     return out

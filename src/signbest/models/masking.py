@@ -4,11 +4,13 @@ The noise comes with each dataset item (uniform numbers drawn from a generator s
 and clip index), so a clip is masked the same way whichever process or batch it lands in: runs are
 reproducible, resumable, and a torchrun run matches a single process.
 
+Every strategy is a callable `(frame_mask (B, T), noise (B, T, NOISE_DIM), present (B, T, 3)) -> Masks`.
 Part order everywhere: 0 = left hand, 1 = right hand, 2 = body. Masks: True = masked.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -29,12 +31,19 @@ class MaskingConfig:
     #   where ~30% of masked parts were missing hands with no target to predict)
 
     def __post_init__(self):
-        if self.strategy not in ("mum", "random", "none"):
-            raise ValueError(f"masking strategy must be mum, random or none, got '{self.strategy}'")
+        if self.strategy not in (*MASKINGS, "none"):
+            raise ValueError(f"masking strategy must be one of {', '.join(MASKINGS)} or none, got '{self.strategy}'")
         if self.parts not in ("both", "hand", "body"):
             raise ValueError(f"masking parts must be both, hand or body, got '{self.parts}'")
         if not 0 < self.alpha <= 1:
             raise ValueError(f"masking alpha must be in (0, 1], got {self.alpha}")
+
+
+class Masks(NamedTuple):
+    """What a masking strategy decides for a batch."""
+
+    part_mask: torch.Tensor  # (B, T, 3): parts replaced by the mask token, where the loss applies
+    joint_drop: torch.Tensor | None  # (B, T, UNIT_JOINTS): raw joints hidden before the GCN (R-Mask), or None
 
 
 def _allowed(parts: str, device) -> torch.Tensor:
@@ -60,8 +69,8 @@ class MUMMasking:
         return f"MUMMasking(alpha={self.cfg.alpha}, part_prob={self.cfg.part_prob}, parts={self.cfg.parts})"
 
     def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor,
-                 present: torch.Tensor | None = None) -> torch.Tensor:
-        """frame_mask (B, T), noise (B, T, NOISE_DIM), present (B, T, 3) parts found -> part mask (B, T, 3).
+                 present: torch.Tensor | None = None) -> Masks:
+        """frame_mask (B, T), noise (B, T, NOISE_DIM), present (B, T, 3) parts found -> Masks (no joint drop).
 
         With `present` (and cfg.present_only), frames are chosen among those with a maskable part that
         is present, and only present parts are masked, so every masked part has a target."""
@@ -76,13 +85,13 @@ class MUMMasking:
         fallback = torch.where(allowed, draws, torch.full_like(draws, 2.0)).argmin(-1)
         none = ~parts.any(-1, keepdim=True)
         parts = parts | (none & torch.nn.functional.one_hot(fallback, 3).bool())
-        return chosen[..., None] & parts
+        return Masks(chosen[..., None] & parts, None)
 
 
 class RandomMasking:
     """SignBERT-style R-Mask on the raw input: in chosen frames drop some joints (joint masking) or all
     joints (frame masking); with probability clip_prob the chosen frames form one contiguous clip.
-    Returns the dropped joints (B, T, UNIT_JOINTS) and the parts they touch (B, T, 3), where losses apply."""
+    Masks: the parts the dropped joints touch (B, T, 3), where losses apply, and the dropped joints."""
 
     def __init__(self, cfg: MaskingConfig):
         self.cfg = cfg
@@ -90,7 +99,8 @@ class RandomMasking:
     def __repr__(self) -> str:
         return f"RandomMasking(alpha={self.cfg.alpha}, joint_prob={self.cfg.joint_prob}, clip_prob={self.cfg.clip_prob})"
 
-    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, frame_mask: torch.Tensor, noise: torch.Tensor, present: torch.Tensor | None = None) -> Masks:
+        """As MUM's call; `present` is not used: R-Mask hides raw joints whether or not they were found."""
         b, t = frame_mask.shape
         scattered = choose_frames(frame_mask, noise[..., 0], self.cfg.alpha)
         n = frame_mask.sum(1, keepdim=True)
@@ -107,8 +117,11 @@ class RandomMasking:
                                 for k, p in enumerate(PARTS)]).to(noise.device)
         drop = chosen[..., None] & (whole_frame[..., None] | joints) & allowed[joint_part]
         parts = torch.stack([drop[..., joint_part == p].any(-1) for p in range(3)], -1)
-        return drop, parts
+        return Masks(parts, drop)
 
 
-def build_masking(cfg: MaskingConfig):
-    return {"mum": MUMMasking, "random": RandomMasking}.get(cfg.strategy, lambda c: None)(cfg)
+MASKINGS = {"mum": MUMMasking, "random": RandomMasking}  # MaskingConfig.strategy -> class ("none": no masking)
+
+
+def build_masking(cfg: MaskingConfig) -> MUMMasking | RandomMasking | None:
+    return MASKINGS[cfg.strategy](cfg) if cfg.strategy in MASKINGS else None

@@ -19,7 +19,7 @@ from ..data.dataset import ConcatSets
 from ..data.device_batches import DeviceBatches
 from ..data.protocol import SplitConfig, seeded_share, split_sets
 from ..models.best import BESTPretrainer, ModelConfig
-from ..models.masking import NOISE_DIM, MaskingConfig, MUMMasking, build_masking
+from ..models.masking import NOISE_DIM, MaskingConfig, build_masking
 from . import distributed as dist_utils
 from ..runtime import autocast
 from ..data.batches import epoch_batches, num_batches
@@ -67,15 +67,9 @@ def make_targets(tokenizer, batch: dict, objective: str) -> dict:
 def masked_step(model, tokenizer, masking, batch: dict, objective: str):
     """One forward pass: targets from the frozen tokenizer, masks from the batch's noise."""
     targets = make_targets(tokenizer, batch, objective)
-    if isinstance(masking, MUMMasking):
-        if objective == "token":
-            present = torch.stack([targets[p] >= 0 for p in PARTS], -1)
-        else:
-            present = targets["valid"]
-        part_mask, joint_drop = masking(batch["frame_mask"], batch["noise"], present), None
-    else:
-        joint_drop, part_mask = masking(batch["frame_mask"], batch["noise"])
-    return model(batch, targets, part_mask, joint_drop)
+    present = torch.stack([targets[p] >= 0 for p in PARTS], -1) if objective == "token" else targets["valid"]
+    masks = masking(batch["frame_mask"], batch["noise"], present)
+    return model(batch, targets, masks.part_mask, masks.joint_drop)
 
 
 class PretrainStage(Stage):

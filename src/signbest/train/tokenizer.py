@@ -16,7 +16,10 @@ from ..checkpoint import CHECKPOINT, commit_folder, model_tensors, versioned
 from ..config import section
 from ..data.batches import epoch_order
 from ..data.protocol import SplitConfig, seeded_share, split_sets
-from ..models.tokenizer import KMeansTokenizer, TokenizerConfig, VQTokenizer, build_tokenizer, flat_parts
+from ..models.kmeans_tokenizer import KMeansTokenizer
+from ..models.tokenizer import TokenizerConfig, flat_parts
+from ..models.tokenizers import build_tokenizer
+from ..models.vq_tokenizer import VQTokenizer
 from ..runtime import MetricsLog, seed_everything
 from ..tokens import evaluate_tokenizer, frame_pool
 from . import distributed as dist_utils
@@ -56,7 +59,7 @@ class TokenizerStage(Stage):
         """Latents of the present hands and bodies of the whole global batch (the same in every process)."""
         with torch.no_grad():
             parts, _ = flat_parts(self._frames(self.global_idx))
-            z = self.model.encode(parts)
+            z = self.model.latents(parts)
         present = {p: parts[f"{p}_mask"].any(-1) for p in PARTS}
         return torch.cat([z["left"][present["left"]], z["right"][present["right"]]]).float(), z["body"][present["body"]].float()
 
