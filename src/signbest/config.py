@@ -8,34 +8,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from .data.protocol import SplitConfig
+from .models.best import ModelConfig
+from .models.classifier import HeadConfig
+from .models.masking import MaskingConfig
+from .models.tokenizer import TokenizerConfig
+from .sections import section
+from .train.finetune import FinetuneConfig
+from .train.pretrain import PretrainConfig
 
-
-def section_classes() -> dict[str, type]:
-    """Each config section and the dataclass that validates it (defined by the module that uses it). The
-    imports sit here, not at the top, because those modules import `section` from this one."""
-    from .data.protocol import SplitConfig
-    from .models.best import ModelConfig
-    from .models.classifier import HeadConfig
-    from .models.masking import MaskingConfig
-    from .models.tokenizer import TokenizerConfig
-    from .train.finetune import FinetuneConfig
-    from .train.pretrain import PretrainConfig
-
-    return {"tokenizer": TokenizerConfig, "model": ModelConfig, "masking": MaskingConfig, "pretrain": PretrainConfig,
-            "head": HeadConfig, "finetune": FinetuneConfig, "split": SplitConfig}
+__all__ = ["SECTIONS", "effective_config", "load_config", "section", "shipped_configs", "validate"]
 
 
-OTHER_KEYS = {"description", "row", "base"}
-AT_LEAST_ONE = {"epochs", "batch_size", "num_frames", "layers", "heads", "part_dim", "ffn", "hidden", "code_dim",
-                "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs"}
-NON_NEGATIVE = {"steps_per_epoch", "weight_decay", "grad_clip", "label_smoothing", "time_budget_s", "warmup_epochs", "revive_every",
-                "perturb", "shift", "beta_body", "beta_codebook", "beta_commit"}
+# Each config section and the dataclass that validates it, defined by the module that uses it. This module
+# sits at the top of the layers (beside the CLI) so that it can import them all; the stages themselves
+# only need `sections.section`, from the bottom layer.
+SECTIONS: dict[str, type] = {"tokenizer": TokenizerConfig, "model": ModelConfig, "masking": MaskingConfig,
+                             "pretrain": PretrainConfig, "head": HeadConfig, "finetune": FinetuneConfig,
+                             "split": SplitConfig}
+
+
+OTHER_KEYS = {"description", "row", "base"}  # top-level keys that are not sections
 
 
 def shipped_configs() -> list[str]:
@@ -100,14 +97,14 @@ def effective_config(name_or_path: str | Path, overrides: list[str] | None = Non
     """The config as the stages see it: every section with every field, defaults filled in."""
     cfg = load_config(name_or_path, overrides)
     out = {k: cfg[k] for k in ("description",) if k in cfg}
-    for sec, cls in section_classes().items():
+    for sec, cls in SECTIONS.items():
         out[sec] = dataclasses.asdict(section(cfg, sec, cls))
     return out
 
 
 def validate(cfg: dict, name: str = "config") -> None:
     """Unknown sections or keys, wrong types and out-of-range values are errors naming key and value."""
-    classes = section_classes()
+    classes = SECTIONS
     unknown = set(cfg) - set(classes) - OTHER_KEYS
     if unknown:
         raise ValueError(f"{name}: unknown config sections {sorted(unknown)}; valid: {sorted(set(classes) | OTHER_KEYS)}")
@@ -116,39 +113,3 @@ def validate(cfg: dict, name: str = "config") -> None:
             if not isinstance(cfg[sec], dict):
                 raise ValueError(f"{name}: config section '{sec}' must be a mapping of keys to values, got {cfg[sec]!r}")
             section(cfg, sec, cls)
-
-
-def section(cfg: dict, name: str, cls: type[T]) -> T:
-    """Build dataclass `cls` from cfg[name]; unknown keys are an error that lists the valid ones."""
-    values = cfg.get(name, {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"config section '{name}' has unknown keys {sorted(unknown)}; valid: {sorted(fields)}")
-    for key, value in values.items():
-        _check(f"{name}.{key}", value, str(fields[key].type))
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"config section '{name}': {e}") from None
-
-
-def _check(key: str, value, annotation: str) -> None:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    number = is_int or isinstance(value, float)
-    ok = {"bool": isinstance(value, bool), "int": is_int, "float": number, "str": isinstance(value, str)}.get(
-        annotation, not annotation.startswith("tuple") or (isinstance(value, (list, tuple)) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)))
-    if not ok:
-        raise ValueError(f"config {key}: expected {annotation}, got {value!r}")
-    if not number:
-        return
-    field = key.split(".")[-1]
-    if not math.isfinite(value):
-        raise ValueError(f"config {key}: must be a finite number, got {value!r}")
-    if field in AT_LEAST_ONE and value < 1:
-        raise ValueError(f"config {key}: must be at least 1, got {value!r}")
-    if (field in NON_NEGATIVE or field == "lr") and value < 0 or field == "lr" and value == 0:
-        raise ValueError(f"config {key}: must be {'positive' if field == 'lr' else 'at least 0'}, got {value!r}")
-    if ("dropout" in field or field.endswith("_prob") or field.endswith("fraction")) and not 0 <= value <= 1:
-        raise ValueError(f"config {key}: must be between 0 and 1, got {value!r}")

@@ -22,6 +22,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .runtime import cache_dir
+
 MARKER = ".signbest-run"  # present in every folder signbest made; holds what made it
 # What signbest writes into a run folder: the only entries `--overwrite` removes.
 OWNED = (MARKER, "fingerprint.json", "checkpoint", "checkpoint.old", "selected", "selected.old", ".partial-*",
@@ -155,8 +157,6 @@ def clear(folder: Path, inputs=()) -> list[str]:
 
 
 def _registry() -> Path:
-    from .data.cache import cache_dir
-
     return cache_dir() / REGISTRY
 
 

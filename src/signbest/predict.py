@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import section
+from .sections import section
 from .data import SignDataset, preprocess, read_manifest, write_manifest
 from .data.cache import NothingReadable
 from .data.manifest import Clip

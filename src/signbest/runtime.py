@@ -175,3 +175,10 @@ class TimeBudget:
 
     def exhausted(self) -> bool:
         return self.seconds > 0 and self.elapsed >= self.seconds
+
+
+def cache_dir() -> Path:
+    """Where signbest keeps caches and its record of written files: $SIGNBEST_CACHE, else the user's cache
+    folder. Never beside the data, which may be read-only."""
+    root = os.environ.get("SIGNBEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "signbest"
+    return Path(root)

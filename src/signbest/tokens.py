@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write, load_state, load_weights
-from .config import section
+from .sections import section
 from .outputs import claim_file, record
 from .data import SignDataset
 from .models.quantizer import codebook_stats

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
-from ..runtime import progress_bar_kwargs
+from ..runtime import cache_dir, progress_bar_kwargs
 from ..pose import NormalizeConfig, PoseError, normalize, read_pose
 from ..pose.normalize import PREPROCESS_VERSION
 from .manifest import Manifest
@@ -26,11 +26,6 @@ from .manifest import Manifest
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # layout of the cache file; the normalisation's own version is PREPROCESS_VERSION
 ARRAYS = ("body", "left", "right", "body_mask", "left_mask", "right_mask")
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("SIGNBEST_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "signbest"
-    return Path(root)
 
 
 @dataclass

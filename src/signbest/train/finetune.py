@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import fingerprint
-from ..config import section
+from ..sections import section
 from ..data import AugmentConfig, SignDataset
 from ..data.protocol import SplitConfig, load_manifest, selection_rule
 from ..eval.metrics import classification_metrics

@@ -14,7 +14,7 @@ import torch
 
 from ..pose import PARTS
 from .. import fingerprint
-from ..config import section
+from ..sections import section
 from ..data.dataset import ConcatSets
 from ..data.device_batches import DeviceBatches
 from ..data.protocol import SplitConfig, seeded_share, split_sets

@@ -13,7 +13,7 @@ import torch
 from ..pose import PARTS
 from .. import fingerprint
 from ..checkpoint import CHECKPOINT, commit_folder, model_tensors, versioned
-from ..config import section
+from ..sections import section
 from ..data.batches import epoch_order
 from ..data.protocol import SplitConfig, seeded_share, split_sets
 from ..models.kmeans_tokenizer import KMeansTokenizer
