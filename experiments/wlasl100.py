@@ -63,8 +63,8 @@ def pretrain_data_of(row: str, args) -> list[str]:
 def labelled_steps(data: str, settings: str) -> int:
     """Steps per epoch of one pass over --data's pre-training clips, computed once per setting (it reads
     the whole manifest) although every pool row and seed asks for it."""
-    pcfg, split = json.loads(settings)
-    return steps_per_epoch_of({"pretrain": pcfg, **({"split": split} if split else {})}, [data])
+    pretrain_config, split = json.loads(settings)
+    return steps_per_epoch_of({"pretrain": pretrain_config, **({"split": split} if split else {})}, [data])
 
 
 def row_config(row: str, args, overrides: list[str], seed: int) -> dict:

@@ -41,9 +41,9 @@ def test_pre_ln_encoders_load_only_into_pre_ln_classifiers():
 
 @pytest.mark.parametrize("head", ["attention", "mlp"])
 def test_loading_a_pretrained_encoder_leaves_exactly_the_head_missing(head):
-    mcfg = section(load_config("tiny"), "model", ModelConfig)
-    pre = BESTPretrainer(mcfg)
-    clf = SignClassifier(mcfg, 5, HeadConfig(head))
+    model_config = section(load_config("tiny"), "model", ModelConfig)
+    pre = BESTPretrainer(model_config)
+    clf = SignClassifier(model_config, 5, HeadConfig(head))
     clf.load_pretrained_encoder(pre.state_dict())
     for k, v in pre.encoder.state_dict().items():
         torch.testing.assert_close(clf.encoder.state_dict()[k], v)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from signbest.models.gcn import (BODY_BONES, BODY_GROUPS, BODY_SYMMETRY, HAND_BONES, HAND_GROUPS, HAND_SYMMETRY,
-                                  GraphConv, PartGCN, partition_adjacency, reuse_merged_weights)
+from signbest.models.gcn import GraphConv, PartGCN, partition_adjacency, reuse_merged_weights
+from signbest.pose.sequence import PART_GRAPHS
+
+HAND, BODY = PART_GRAPHS["hand"], PART_GRAPHS["body"]
 
 
 def textbook(layer: GraphConv, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -16,7 +18,7 @@ def textbook(layer: GraphConv, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor
 
 def test_graph_conv_matches_the_textbook_order_in_values_and_gradients():
     torch.manual_seed(0)
-    for n, bones, sym in ((21, HAND_BONES, HAND_SYMMETRY), (7, BODY_BONES, BODY_SYMMETRY)):
+    for n, bones, sym in ((21, list(HAND.bones), list(HAND.symmetry)), (7, list(BODY.bones), list(BODY.symmetry))):
         a = partition_adjacency(n, bones, sym)  # (K, J, J)
         for c_in, c_out in ((3, 16), (16, 16), (16, 32)):  # a first layer, an identity and a Linear residual
             layer = GraphConv(a, c_in, c_out).double()
@@ -32,7 +34,7 @@ def test_graph_conv_matches_the_textbook_order_in_values_and_gradients():
 
 
 def test_group_pooling_takes_the_max_over_each_named_group():
-    for part, groups in (("hand", HAND_GROUPS), ("body", BODY_GROUPS)):
+    for part, groups in (("hand", [list(g) for g in HAND.groups]), ("body", [list(g) for g in BODY.groups])):
         gcn = PartGCN(part)
         x = torch.randn(7, max(max(g) for g in groups) + 1, 5)
         ref = torch.stack([x[:, g].amax(1) for g in groups], 1)  # (N, G, C)
@@ -55,7 +57,7 @@ def test_a_batch_without_any_present_part_gives_an_empty_embedding_and_gradient(
 
 def test_merged_weights_are_kept_only_on_request_and_never_go_stale_under_a_fused_optimizer():
     torch.manual_seed(0)
-    layer = GraphConv(partition_adjacency(21, HAND_BONES, HAND_SYMMETRY), 16, 32)
+    layer = GraphConv(partition_adjacency(21, list(HAND.bones), list(HAND.symmetry)), 16, 32)
     x = torch.randn(4, 21, 16)
 
     def fresh():

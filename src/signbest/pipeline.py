@@ -131,9 +131,9 @@ def train_pipeline(data: Path, out: Path, config: str = "small", pools: list[Pat
     splits = write_manifest(clips, out / SPLITS)
     n_train = sum(c.split == "train" for c in clips)
     n_pool = sum(len(read_manifest(p).clips) for p in pools)
-    pcfg, fcfg = section(cfg, "pretrain", PretrainConfig), section(cfg, "finetune", FinetuneConfig)
-    bar = Progress({"tokenizer": 0.0, "pre-training": pcfg.epochs * (n_train + n_pool),
-                    "fine-tuning": fcfg.epochs * n_train, "evaluation": 0.0})
+    pretrain_config, finetune_config = section(cfg, "pretrain", PretrainConfig), section(cfg, "finetune", FinetuneConfig)
+    bar = Progress({"tokenizer": 0.0, "pre-training": pretrain_config.epochs * (n_train + n_pool),
+                    "fine-tuning": finetune_config.epochs * n_train, "evaluation": 0.0})
     stage_data = [splits, *pools]
     kw = dict(progress=progress, overwrite=overwrite)
     t = bar.start("tokenizer")

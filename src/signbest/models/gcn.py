@@ -18,20 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pose.sequence import BODY_J, HAND_J
+from ..pose.sequence import PART_GRAPHS
 
-HAND_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-              (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
-HAND_SYMMETRY = [(1 + 4 * f + k, 5 + 4 * f + k) for f in range(4) for k in range(4)]  # neighbouring fingers
-HAND_GROUPS = [[0, 1, 5, 9, 13, 17], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]]
-HAND_POOLED_BONES = [(0, k) for k in range(1, 6)]
-HAND_POOLED_SYMMETRY = [(k, k + 1) for k in range(1, 5)]
-
-BODY_BONES = [(0, 1), (0, 4), (1, 2), (2, 3), (4, 5), (5, 6), (1, 4)]
-BODY_SYMMETRY = [(1, 4), (2, 5), (3, 6)]
-BODY_GROUPS = [[0], [1, 2, 3], [4, 5, 6]]
-BODY_POOLED_BONES = [(0, 1), (0, 2)]
-BODY_POOLED_SYMMETRY = [(1, 2)]
 
 
 def partition_adjacency(n: int, bones: list[tuple[int, int]], symmetry: list[tuple[int, int]], root: int = 0) -> torch.Tensor:
@@ -138,12 +126,10 @@ class PartGCN(nn.Module):
     def __init__(self, part: str, out_dim: int = 512, widths: tuple[int, ...] = (128, 128, 256),
                  pooled_widths: tuple[int, ...] = (256, 512), dropout: float = 0.25):
         super().__init__()
-        if part == "hand":
-            n, bones, sym, groups, pb, ps = HAND_J, HAND_BONES, HAND_SYMMETRY, HAND_GROUPS, HAND_POOLED_BONES, HAND_POOLED_SYMMETRY
-        else:
-            n, bones, sym, groups, pb, ps = BODY_J, BODY_BONES, BODY_SYMMETRY, BODY_GROUPS, BODY_POOLED_BONES, BODY_POOLED_SYMMETRY
-        adj = partition_adjacency(n, bones, sym)
-        pooled_adj = partition_adjacency(len(groups), pb, ps)
+        graph = PART_GRAPHS[part]
+        n, groups = graph.joints, [list(g) for g in graph.groups]
+        adj = partition_adjacency(n, list(graph.bones), list(graph.symmetry))
+        pooled_adj = partition_adjacency(len(groups), list(graph.pooled_bones), list(graph.pooled_symmetry))
         # Groups after the first tile the remaining joints in equal consecutive runs (fingers, arms): those
         # are pooled through a view, and only the first group (palm, head) is gathered. Gathering every group
         # into a padded (N, G, L, C) copy took about a tenth of a pre-training step, most of it in backward.

@@ -36,6 +36,38 @@ COORD_RANGE = 10.0  # coordinates may lie this many frame sizes outside the fram
 L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = 1, 2, 3, 4, 5, 6
 
 
+@dataclass(frozen=True)
+class PartGraph:
+    """The skeleton of one part kind, as the GCN embedding reads it (joint indices into HAND_JOINTS or
+    BODY_JOINTS; the coarse graph's nodes are the groups)."""
+
+    joints: int  # joints of the part
+    bones: tuple[tuple[int, int], ...]  # skeleton links
+    symmetry: tuple[tuple[int, int], ...]  # links between corresponding joints: neighbouring fingers, the two arms
+    groups: tuple[tuple[int, ...], ...]  # joints max-pooled into one node each: palm + 5 fingers; head + 2 arms
+    pooled_bones: tuple[tuple[int, int], ...]  # links between groups
+    pooled_symmetry: tuple[tuple[int, int], ...]  # symmetric groups
+
+
+PART_GRAPHS = {
+    "hand": PartGraph(
+        joints=HAND_J,
+        bones=((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+               (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)),
+        symmetry=tuple((1 + 4 * finger + k, 5 + 4 * finger + k) for finger in range(4) for k in range(4)),
+        groups=((0, 1, 5, 9, 13, 17), (1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20)),
+        pooled_bones=tuple((0, k) for k in range(1, 6)),
+        pooled_symmetry=tuple((k, k + 1) for k in range(1, 5))),
+    "body": PartGraph(
+        joints=BODY_J,
+        bones=((0, 1), (0, 4), (1, 2), (2, 3), (4, 5), (5, 6), (1, 4)),
+        symmetry=((1, 4), (2, 5), (3, 6)),
+        groups=((0,), (1, 2, 3), (4, 5, 6)),
+        pooled_bones=((0, 1), (0, 2)),
+        pooled_symmetry=((1, 2),)),
+}  # keyed by PART_KINDS' values
+
+
 class PoseError(ValueError):
     """Bad pose input. The message always names the file (or source) and what is wrong with it."""
 

@@ -98,8 +98,8 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
     if info.main:
         fingerprint.claim(out, fp, overwrite, inputs)
     dist_utils.barrier(info)
-    opt, spe = stage.optimizer(), stage.steps_per_epoch()
-    schedule, budget = stage.schedule(spe), TimeBudget(loop.time_budget_s)
+    opt, steps_per_epoch = stage.optimizer(), stage.steps_per_epoch()
+    schedule, budget = stage.schedule(steps_per_epoch), TimeBudget(loop.time_budget_s)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.factor(s, budget))
     metrics = MetricsLog(out, f"{stage.name}_metrics", stage.plot_keys) if info.main else None
     state = load_checkpoint(out / CHECKPOINT, model, opt)
@@ -117,7 +117,7 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
         ddp.train()
         torch.manual_seed(loop.seed * 1000 + epoch * 10 + info.rank)  # dropout etc.: replayable on resume
         t0, sums = time.monotonic(), Counter()
-        bar = tqdm(stage.batches(epoch), total=spe, desc=f"{stage.name} epoch {epoch + 1}/{loop.epochs}",
+        bar = tqdm(stage.batches(epoch), total=steps_per_epoch, desc=f"{stage.name} epoch {epoch + 1}/{loop.epochs}",
                    **progress_bar_kwargs(progress and info.main))
         for batch in bar:
             with autocast(info.device, loop.bf16):

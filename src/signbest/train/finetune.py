@@ -70,40 +70,50 @@ class FinetuneStage(Stage):
     plot_keys = ("loss", "dev_per_instance_top1")
     ddp_kwargs = {"find_unused_parameters": True}  # the encoder's mask token is not used in fine-tuning
 
-    def __init__(self, model, config, fcfg: FinetuneConfig, train_set, eval_sets: dict, info, select_on: str):
-        super().__init__(model, config, Loop(fcfg.epochs, fcfg.seed, fcfg.grad_clip, fcfg.bf16, fcfg.time_budget_s), info)
-        self.fcfg, self.train_set, self.eval_sets, self.best = fcfg, train_set, eval_sets, -1.0
-        self.select_on = select_on  # the rule in force: fcfg.select_on, or "last" where dev cannot choose
+    def __init__(self, model, config, finetune_config: FinetuneConfig, train_set, eval_sets: dict, info,
+                 select_on: str):
+        settings = finetune_config
+        loop = Loop(settings.epochs, settings.seed, settings.grad_clip, settings.bf16, settings.time_budget_s)
+        super().__init__(model, config, loop, info)
+        self.finetune_config = finetune_config
+        self.train_set = train_set
+        self.eval_sets = eval_sets
+        self.best = -1.0  # the selection score of the epoch in selected/
+        self.select_on = select_on  # the rule in force: finetune_config.select_on, or "last" where dev cannot choose
 
     def optimizer(self):
-        f = self.fcfg
-        encoder = [(n, p) for n, p in self.model.named_parameters() if n.startswith("encoder.")]
-        head = [(n, p) for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
-        groups = decay_groups(encoder, f.weight_decay, lr=f.lr * f.encoder_lr_scale) + decay_groups(head, f.weight_decay, lr=f.lr)
-        return make_adam(groups, f.lr, f.weight_decay, self.info.device, decoupled=False)
+        settings = self.finetune_config
+        encoder = [(name, p) for name, p in self.model.named_parameters() if name.startswith("encoder.")]
+        head = [(name, p) for name, p in self.model.named_parameters() if not name.startswith("encoder.")]
+        groups = decay_groups(encoder, settings.weight_decay, lr=settings.lr * settings.encoder_lr_scale)
+        groups += decay_groups(head, settings.weight_decay, lr=settings.lr)
+        return make_adam(groups, settings.lr, settings.weight_decay, self.info.device, decoupled=False)
 
-    def schedule(self, spe: int) -> Schedule:
-        f = self.fcfg
-        return Schedule(f.schedule, warmup=max(1, int(f.warmup_epochs * spe)), total=f.epochs * spe,
-                        every=f.lr_step_epochs * spe, gamma=f.lr_gamma)
+    def schedule(self, steps_per_epoch: int) -> Schedule:
+        settings = self.finetune_config
+        return Schedule(settings.schedule, warmup=max(1, int(settings.warmup_epochs * steps_per_epoch)),
+                        total=settings.epochs * steps_per_epoch, every=settings.lr_step_epochs * steps_per_epoch,
+                        gamma=settings.lr_gamma)
 
     def steps_per_epoch(self) -> int:
-        return num_batches(len(self.train_set), self.fcfg.batch_size, drop_last=True)
+        return num_batches(len(self.train_set), self.finetune_config.batch_size, drop_last=True)
 
     def batches(self, epoch: int):
         self.train_set.set_epoch(epoch)
-        return epoch_batches(self.train_set, self.fcfg.batch_size, epoch, self.fcfg.seed, True, self.info, drop_last=True)
+        settings = self.finetune_config
+        return epoch_batches(self.train_set, settings.batch_size, epoch, settings.seed, True, self.info, drop_last=True)
 
     def loss(self, model, batch: dict):
         logits = model(batch)
-        return F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.fcfg.label_smoothing), \
-            len(batch["label"]), {}
+        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.finetune_config.label_smoothing)
+        return loss, len(batch["label"]), {}
 
     def evaluate(self, model) -> dict:
         out = {}
-        for name, ds in self.eval_sets.items():
-            m = classification_metrics(predict_logits(self.model, ds, device=self.info.device, bf16=self.fcfg.bf16), ds.labels)
-            out.update({f"{name}_{k}": v for k, v in m.items() if k.startswith("per_")})
+        for name, dataset in self.eval_sets.items():
+            logits = predict_logits(self.model, dataset, device=self.info.device, bf16=self.finetune_config.bf16)
+            metrics = classification_metrics(logits, dataset.labels)
+            out.update({f"{name}_{k}": v for k, v in metrics.items() if k.startswith("per_")})
         return out
 
     def end_epoch(self, result: dict, out: Path) -> None:
@@ -146,21 +156,24 @@ def command_line() -> str:
 def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Path | None = None,
              progress: bool = True, device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     info = dist_utils.setup(device)
-    fcfg, scfg = section(cfg, "finetune", FinetuneConfig), section(cfg, "split", SplitConfig)
+    finetune_config = section(cfg, "finetune", FinetuneConfig)
+    split_config = section(cfg, "split", SplitConfig)
     out = Path(out)
-    torch.manual_seed(fcfg.seed)
-    manifest = load_manifest(data, scfg)
+    torch.manual_seed(finetune_config.seed)
+    manifest = load_manifest(data, split_config)
     if not manifest.labelled:
         raise ValueError(f"{data}: the manifest has no gloss column: fine-tuning needs labelled clips")
-    kw = dict(num_frames=fcfg.num_frames, sampling=fcfg.sampling)
-    train_set = SignDataset(manifest, "train", train=True, augment=AugmentConfig(fcfg.perturb, fcfg.shift, fcfg.swap_hands),
-                            seed=fcfg.seed, progress=progress and info.main, crop=fcfg.crop, **kw)
-    names = [n for n in ("dev",) + (("val",) if fcfg.select_on == "val" else ()) if any(c.split == n for c in manifest.clips)]
-    if fcfg.select_on != "last" and fcfg.select_on not in names:
-        raise ValueError(f"{data}: no '{fcfg.select_on}' clips to select the epoch on "
-                         f"(split.dev_fraction={scfg.dev_fraction}); use finetune.select_on=last")
-    eval_sets = {n: SignDataset(manifest, n, progress=False, **kw) for n in names}
-    select_on, why = selection_rule(manifest, fcfg.select_on)
+    frames = dict(num_frames=finetune_config.num_frames, sampling=finetune_config.sampling)
+    augment = AugmentConfig(finetune_config.perturb, finetune_config.shift, finetune_config.swap_hands)
+    train_set = SignDataset(manifest, "train", train=True, augment=augment, seed=finetune_config.seed,
+                            progress=progress and info.main, crop=finetune_config.crop, **frames)
+    candidates = ("dev", "val") if finetune_config.select_on == "val" else ("dev",)
+    names = [name for name in candidates if any(clip.split == name for clip in manifest.clips)]
+    if finetune_config.select_on != "last" and finetune_config.select_on not in names:
+        raise ValueError(f"{data}: no '{finetune_config.select_on}' clips to select the epoch on "
+                         f"(split.dev_fraction={split_config.dev_fraction}); use finetune.select_on=last")
+    eval_sets = {name: SignDataset(manifest, name, progress=False, **frames) for name in names}
+    select_on, why = selection_rule(manifest, finetune_config.select_on)
     if why and info.main:
         log.warning("%s: the epoch is taken from the last epoch, not chosen on dev: %s", data, why)
     if pretrained:
@@ -178,15 +191,15 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     model = build_classifier(cfg, train_set.num_classes)
     if pretrained:
         model.load_pretrained_encoder(weights)
-    saved = {**cfg, "finetune": vars(fcfg), "split": vars(scfg), "model": vars(model.cfg), "head": vars(model.head_cfg),
-             "glosses": train_set.glosses, "pretrained": str(pretrained) if pretrained else None,
+    saved = {**cfg, "finetune": vars(finetune_config), "split": vars(split_config), "model": vars(model.cfg),
+             "head": vars(model.head_cfg), "glosses": train_set.glosses, "pretrained": str(pretrained) if pretrained else None,
              "stage": "finetune", "data": str(Path(data).resolve()) if isinstance(data, (str, Path)) else str(data)}
     fp = fingerprint.make("finetune", saved, [data], pretrained=pretrained)
     # Not part of the fingerprint (a resumed run may be started by another command line): for the model card.
     saved["selection_rule"] = {"select_on": select_on, "why": why}
     saved["data_summary"] = split_summary(manifest)
     saved["command"] = command_line()
-    stage = FinetuneStage(model.to(info.device), saved, fcfg, train_set, eval_sets, info, select_on)
+    stage = FinetuneStage(model.to(info.device), saved, finetune_config, train_set, eval_sets, info, select_on)
     result = fit(stage, out, fp, progress, overwrite, [pretrained])
     dist_utils.cleanup(info)
     chosen = json.loads((committed(out / SELECTED) / "config.json").read_text())

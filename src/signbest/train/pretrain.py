@@ -77,25 +77,36 @@ class PretrainStage(Stage):
     plot_keys = ("loss", "heldout_loss", "heldout_acc")
     ddp_kwargs = {"find_unused_parameters": True}
 
-    def __init__(self, model, config, pcfg: PretrainConfig, tokenizer, masking, train_set, held_set, info):
-        super().__init__(model, config, Loop(pcfg.epochs, pcfg.seed, pcfg.grad_clip, pcfg.bf16, pcfg.time_budget_s), info)
-        self.pcfg, self.tokenizer, self.masking, self.train_set, self.held_set = pcfg, tokenizer, masking, train_set, held_set
-        self.source = DeviceBatches(train_set, info.device) if pcfg.device_batches else train_set  # batches' maker
+    def __init__(self, model, config, pretrain_config: PretrainConfig, tokenizer, masking, train_set, held_set, info):
+        settings = pretrain_config
+        loop = Loop(settings.epochs, settings.seed, settings.grad_clip, settings.bf16, settings.time_budget_s)
+        super().__init__(model, config, loop, info)
+        self.pretrain_config = pretrain_config
+        self.tokenizer = tokenizer  # frozen: gives the targets
+        self.masking = masking
+        self.train_set = train_set
+        self.held_set = held_set
+        self.source = DeviceBatches(train_set, info.device) if settings.device_batches else train_set  # batches' maker
 
     def optimizer(self):
-        return make_adam(decay_groups(self.model.named_parameters(), self.pcfg.weight_decay), self.pcfg.lr,
-                         self.pcfg.weight_decay, self.info.device)
+        settings = self.pretrain_config
+        groups = decay_groups(self.model.named_parameters(), settings.weight_decay)
+        return make_adam(groups, settings.lr, settings.weight_decay, self.info.device)
 
-    def schedule(self, spe: int) -> Schedule:
-        return Schedule("linear", warmup=int(self.pcfg.warmup_epochs * spe), total=self.pcfg.epochs * spe)
+    def schedule(self, steps_per_epoch: int) -> Schedule:
+        settings = self.pretrain_config
+        return Schedule("linear", warmup=int(settings.warmup_epochs * steps_per_epoch),
+                        total=settings.epochs * steps_per_epoch)
 
     def steps_per_epoch(self) -> int:
-        return self.pcfg.steps_per_epoch or num_batches(len(self.train_set), self.pcfg.batch_size)
+        settings = self.pretrain_config
+        return settings.steps_per_epoch or num_batches(len(self.train_set), settings.batch_size)
 
     def batches(self, epoch: int):
         self.train_set.set_epoch(epoch)
-        return epoch_batches(self.source, self.pcfg.batch_size, epoch, self.pcfg.seed, True, self.info,
-                             steps=self.pcfg.steps_per_epoch)
+        settings = self.pretrain_config
+        return epoch_batches(self.source, settings.batch_size, epoch, settings.seed, True, self.info,
+                             steps=settings.steps_per_epoch)
 
     def loss(self, model, batch: dict):
         loss, stats, _ = masked_step(model, self.tokenizer, self.masking, batch, self.model.cfg.objective)
@@ -108,32 +119,39 @@ class PretrainStage(Stage):
             return {}
         model = self.model  # not the DDP wrapper: a rank may have no held-out batch, so no collective here
         model.eval()
-        total, n, correct = 0.0, 0, 0
-        for batch in epoch_batches(self.held_set, self.pcfg.batch_size, 0, self.pcfg.seed, False, self.info):
-            with autocast(self.info.device, self.pcfg.bf16):
+        settings = self.pretrain_config
+        loss_sum, targets, correct = 0.0, 0, 0
+        for batch in epoch_batches(self.held_set, settings.batch_size, 0, settings.seed, False, self.info):
+            with autocast(self.info.device, settings.bf16):
                 loss, stats, _ = masked_step(model, self.tokenizer, self.masking, batch, self.model.cfg.objective)
-            total, n, correct = total + float(loss) * stats["n_targets"], n + stats["n_targets"], correct + stats["correct"]
-        total, n, correct = (dist_utils.all_sum(v, self.info) for v in (total, n, correct))
-        return {"heldout_loss": total / max(n, 1), "heldout_acc": correct / max(n, 1)}
+            loss_sum += float(loss) * stats["n_targets"]
+            targets += stats["n_targets"]
+            correct += stats["correct"]
+        loss_sum, targets, correct = (dist_utils.all_sum(v, self.info) for v in (loss_sum, targets, correct))
+        return {"heldout_loss": loss_sum / max(targets, 1), "heldout_acc": correct / max(targets, 1)}
 
     def describe(self, batch: dict) -> str:
         return self.train_set.describe(batch["index"].tolist())
 
 
-def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress: bool) -> tuple[ConcatSets, ConcatSets | None]:
+def load_pool(data: list, split_config: SplitConfig, pretrain_config: PretrainConfig,
+              progress: bool) -> tuple[ConcatSets, ConcatSets | None]:
     """Train clips of every manifest (dev carved out of labelled ones), minus a held-out share."""
     train, held = [], []
-    kw = dict(num_frames=pcfg.num_frames, seed=pcfg.seed, noise_dim=NOISE_DIM, sampling=pcfg.sampling, crop=pcfg.crop)
-    for i, ds in split_sets(data, "train", split_cfg, train=True, progress=progress, **kw):
+    settings = pretrain_config
+    dataset_options = dict(num_frames=settings.num_frames, seed=settings.seed, noise_dim=NOISE_DIM,
+                           sampling=settings.sampling, crop=settings.crop)
+    for i, ds in split_sets(data, "train", split_config, train=True, progress=progress, **dataset_options):
         # The fraction shrinks labelled training sets (table 8's x-axis); unlabelled pools are used whole,
         # so "WLASL at 25% plus the pool" is one setting.
-        keep = seeded_share(len(ds), pcfg.data_fraction if ds.labelled else 1.0, pcfg.seed)
-        n_held = min(round(pcfg.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
-        out = set(seeded_share(len(keep), n_held / len(keep), pcfg.seed + 1 + i)) if n_held else set()
+        keep = seeded_share(len(ds), pretrain_config.data_fraction if ds.labelled else 1.0, pretrain_config.seed)
+        n_held = min(round(pretrain_config.heldout_fraction * len(keep)), 256) if len(keep) > 20 else 0
+        out = set(seeded_share(len(keep), n_held / len(keep), pretrain_config.seed + 1 + i)) if n_held else set()
         if out:  # the same clips, tested: centred windows, no augmentation (a copy sharing the loaded data)
-            h = copy.copy(ds)
-            h.train, h.augment = False, None
-            held.append(h.keep([keep[j] for j in sorted(out)]))
+            held_copy = copy.copy(ds)
+            held_copy.train = False
+            held_copy.augment = None
+            held.append(held_copy.keep([keep[j] for j in sorted(out)]))
         ds.keep([keep[j] for j in range(len(keep)) if j not in out])
         train.append(ds)
     if not train:
@@ -144,35 +162,39 @@ def load_pool(data: list, split_cfg: SplitConfig, pcfg: PretrainConfig, progress
 def steps_per_epoch_of(cfg: dict, data: list) -> int:
     """Optimisation steps in one pass over `data`'s pre-training clips: what a row pre-trained on a larger
     pool sets as its `pretrain.steps_per_epoch` to get the same number of steps (compute matched)."""
-    pcfg, scfg = section(cfg, "pretrain", PretrainConfig), section(cfg, "split", SplitConfig)
-    train_set, _ = load_pool(data, scfg, pcfg, progress=False)
-    return num_batches(len(train_set), pcfg.batch_size)
+    pretrain_config = section(cfg, "pretrain", PretrainConfig)
+    split_config = section(cfg, "split", SplitConfig)
+    train_set, _ = load_pool(data, split_config, pretrain_config, progress=False)
+    return num_batches(len(train_set), pretrain_config.batch_size)
 
 
 def pretrain(cfg: dict, data: list, tokenizer_dir: str | Path | None, out: str | Path, progress: bool = True,
              device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     info = dist_utils.setup(device)
-    pcfg, mcfg = section(cfg, "pretrain", PretrainConfig), section(cfg, "model", ModelConfig)
-    mask_cfg, scfg = section(cfg, "masking", MaskingConfig), section(cfg, "split", SplitConfig)
+    pretrain_config = section(cfg, "pretrain", PretrainConfig)
+    model_config = section(cfg, "model", ModelConfig)
+    masking_config = section(cfg, "masking", MaskingConfig)
+    split_config = section(cfg, "split", SplitConfig)
     tokenizer = None
-    if mcfg.objective == "token":
+    if model_config.objective == "token":
         if tokenizer_dir is None:
             raise ValueError("the token objective needs --tokenizer (a trained tokenizer folder)")
         tokenizer = load_tokenizer(tokenizer_dir).to(info.device)
-        mcfg.hand_codes, mcfg.body_codes = tokenizer.cfg.hand_codes, tokenizer.cfg.body_codes  # heads follow the vocabulary
-    if mask_cfg.strategy == "none":
+        model_config.hand_codes = tokenizer.codebook_sizes["left"]  # the MUM heads follow the vocabulary
+        model_config.body_codes = tokenizer.codebook_sizes["body"]
+    if masking_config.strategy == "none":
         raise ValueError("pre-training needs a masking strategy (mum or random)")
-    masking = build_masking(mask_cfg)
-    torch.manual_seed(pcfg.seed)
-    train_set, held_set = load_pool(data, scfg, pcfg, progress and info.main)
-    model = BESTPretrainer(mcfg).to(info.device)
-    saved = {**cfg, "model": vars(mcfg), "pretrain": vars(pcfg), "masking": vars(mask_cfg), "split": vars(scfg),
-             "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "stage": "pretrain"}
+    masking = build_masking(masking_config)
+    torch.manual_seed(pretrain_config.seed)
+    train_set, held_set = load_pool(data, split_config, pretrain_config, progress and info.main)
+    model = BESTPretrainer(model_config).to(info.device)
+    saved = {**cfg, "model": vars(model_config), "pretrain": vars(pretrain_config), "masking": vars(masking_config),
+             "split": vars(split_config), "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "stage": "pretrain"}
     fp = fingerprint.make("pretrain", saved, data, tokenizer=tokenizer_dir)
     if info.main:
         log.info("pretrain: %d clips (%d held out), %.1fM parameters, masking %r", len(train_set),
                  len(held_set) if held_set else 0, sum(p.numel() for p in model.parameters()) / 1e6, masking)
-    stage = PretrainStage(model, saved, pcfg, tokenizer, masking, train_set, held_set, info)
+    stage = PretrainStage(model, saved, pretrain_config, tokenizer, masking, train_set, held_set, info)
     result = {**fit(stage, Path(out), fp, progress, overwrite, [tokenizer_dir]), "train_clips": len(train_set)}
     dist_utils.cleanup(info)
     return result

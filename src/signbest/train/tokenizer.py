@@ -33,26 +33,32 @@ class TokenizerStage(Stage):
     plot_keys = ("loss", "rec_px_right", "hand_usage", "body_usage")
     ddp_kwargs = {"broadcast_buffers": False}  # code usage is summed across processes before revival
 
-    def __init__(self, tok: VQTokenizer, config: dict, tcfg: TokenizerConfig, frames: dict, held: dict, info):
-        super().__init__(tok, config, Loop(tcfg.epochs, tcfg.seed, time_budget_s=tcfg.time_budget_s), info)
-        self.tcfg, self.frames, self.held, self.n = tcfg, frames, held, frames["body"].shape[0]
+    def __init__(self, tokenizer: VQTokenizer, config: dict, tokenizer_config: TokenizerConfig, frames: dict, held: dict,
+                 info):
+        settings = tokenizer_config
+        super().__init__(tokenizer, config, Loop(settings.epochs, settings.seed, time_budget_s=settings.time_budget_s), info)
+        self.tokenizer_config = tokenizer_config
+        self.frames = frames  # flat training frames (N, J, 2) per part, with masks
+        self.held = held  # the last 5% of frames, for evaluation only
+        self.n = frames["body"].shape[0]
 
     def optimizer(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.tcfg.lr)
+        return torch.optim.Adam(self.model.parameters(), lr=self.tokenizer_config.lr)
 
     def schedule(self, steps_per_epoch: int) -> Schedule:
-        return Schedule("step", every=self.tcfg.lr_step_epochs * steps_per_epoch, gamma=self.tcfg.lr_gamma)
+        settings = self.tokenizer_config
+        return Schedule("step", every=settings.lr_step_epochs * steps_per_epoch, gamma=settings.lr_gamma)
 
     def steps_per_epoch(self) -> int:
-        return math.ceil(self.n / self.tcfg.batch_size)
+        return math.ceil(self.n / self.tokenizer_config.batch_size)
 
     def _frames(self, idx: torch.Tensor) -> dict:
         return {k: v[idx].to(self.info.device) for k, v in self.frames.items()}
 
     def batches(self, epoch: int):
-        order = epoch_order(self.n, epoch, self.tcfg.seed, True)
-        for s in range(0, self.n, self.tcfg.batch_size):
-            self.global_idx = order[s:s + self.tcfg.batch_size]  # codebook upkeep sees the whole batch
+        order = epoch_order(self.n, epoch, self.tokenizer_config.seed, True)
+        for s in range(0, self.n, self.tokenizer_config.batch_size):
+            self.global_idx = order[s:s + self.tokenizer_config.batch_size]  # codebook upkeep sees the whole batch
             yield self._frames(self.global_idx[self.info.rank::self.info.world])
 
     def _global_z(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,16 +72,16 @@ class TokenizerStage(Stage):
     def loss(self, model, batch: dict):
         tok = self.model
         if not bool(tok.hand_quantizer.initialised):  # the same start in every process
-            gen, (hz, bz) = torch.Generator().manual_seed(self.tcfg.seed), self._global_z()
+            gen, (hz, bz) = torch.Generator().manual_seed(self.tokenizer_config.seed), self._global_z()
             tok.hand_quantizer._init_from(hz, gen)
             tok.body_quantizer._init_from(bz, gen)
         loss, _ = model(batch)
         return loss, batch["body"].shape[0], {}
 
     def after_step(self, step: int, batch: dict) -> None:
-        if not self.tcfg.revive_every or step % self.tcfg.revive_every:
+        if not self.tokenizer_config.revive_every or step % self.tokenizer_config.revive_every:
             return
-        tok, gen = self.model, torch.Generator().manual_seed(self.tcfg.seed * 7919 + step)
+        tok, gen = self.model, torch.Generator().manual_seed(self.tokenizer_config.seed * 7919 + step)
         for q in (tok.hand_quantizer, tok.body_quantizer):
             q.usage.copy_(dist_utils.all_sum_tensor(q.usage, self.info))
         hz, bz = self._global_z()
@@ -86,14 +92,15 @@ class TokenizerStage(Stage):
         return evaluate_tokenizer(self.model, {k: v.to(self.info.device) for k, v in self.held.items()})
 
 
-def tokenizer_sets(data: list, scfg: SplitConfig, tcfg: TokenizerConfig, progress: bool = False) -> list:
+def tokenizer_sets(data: list, split_config: SplitConfig, tokenizer_config: TokenizerConfig,
+                   progress: bool = False) -> list:
     """The train clips of every manifest (dev carved out); at `data_fraction` < 1 the same share of each
     labelled set that pre-training keeps at that fraction and seed (pools whole), so that a table-8 row's
     tokenizer never reads a clip its pre-training leaves out."""
-    sets = [ds for _, ds in split_sets(data, "train", scfg, progress=progress)]
+    sets = [ds for _, ds in split_sets(data, "train", split_config, progress=progress)]
     for ds in sets:
-        if ds.labelled and tcfg.data_fraction < 1:
-            ds.keep(seeded_share(len(ds), tcfg.data_fraction, tcfg.seed))
+        if ds.labelled and tokenizer_config.data_fraction < 1:
+            ds.keep(seeded_share(len(ds), tokenizer_config.data_fraction, tokenizer_config.seed))
     return sets
 
 
@@ -101,20 +108,22 @@ def train_tokenizer(cfg: dict, data: list[str | Path], out: str | Path, progress
                     device: torch.device | None = None, overwrite: bool = False) -> dict[str, float]:
     """Train on the train split of `data` (dev carved out); report on its last 5% of frames (not trained on)."""
     info = dist_utils.setup(device)
-    tcfg, scfg = section(cfg, "tokenizer", TokenizerConfig), section(cfg, "split", SplitConfig)
+    tokenizer_config = section(cfg, "tokenizer", TokenizerConfig)
+    split_config = section(cfg, "split", SplitConfig)
     out = Path(out)
-    gen = seed_everything(tcfg.seed)
-    frames = frame_pool(tokenizer_sets(data, scfg, tcfg, progress and info.main))
+    gen = seed_everything(tokenizer_config.seed)
+    frames = frame_pool(tokenizer_sets(data, split_config, tokenizer_config, progress and info.main))
     n_held = max(1, frames["body"].shape[0] // 20)
     held = {k: v[-n_held:] for k, v in frames.items()}
     frames = {k: v[:-n_held] for k, v in frames.items()}
     log.info("tokenizer: %d training frames, %d held-out frames", frames["body"].shape[0], n_held)
-    tok = build_tokenizer(tcfg)
-    saved = {**cfg, "tokenizer": vars(tcfg), "split": vars(scfg), "stage": "tokenizer"}
+    tok = build_tokenizer(tokenizer_config)
+    saved = {**cfg, "tokenizer": vars(tokenizer_config), "split": vars(split_config), "stage": "tokenizer"}
     fp = fingerprint.make("tokenizer", saved, data)
     if isinstance(tok, KMeansTokenizer):
         return _fit_kmeans(tok, saved, fp, frames, held, gen, out, overwrite)
-    result = fit(TokenizerStage(tok.to(info.device), saved, tcfg, frames, held, info), out, fp, progress, overwrite)
+    stage = TokenizerStage(tok.to(info.device), saved, tokenizer_config, frames, held, info)
+    result = fit(stage, out, fp, progress, overwrite)
     dist_utils.cleanup(info)
     return result
 
