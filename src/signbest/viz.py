@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .pose.sequence import HANDS
+
 HAND_CHAINS = [[0, 1, 2, 3, 4], [0, 5, 6, 7, 8], [0, 9, 10, 11, 12], [0, 13, 14, 15, 16], [0, 17, 18, 19, 20], [5, 9, 13, 17]]
 BODY_CHAINS = [[3, 2, 1, 4, 5, 6]]
 FINGER_COLOURS = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#7f7f7f"]
@@ -66,7 +68,7 @@ def show_tokens(frames: dict[str, np.ndarray], ids: dict[str, np.ndarray], signe
             w = picked[c]
             if part == "hand":
                 f, slot = src[w]
-                name = ("left", "right")[slot]
+                name = HANDS[slot]
                 draw_part(ax, frames[name][f], frames[f"{name}_mask"][f], "hand")
                 ax.set_title(f"{name} hand, {signers[f]}", fontsize=6)
             else:

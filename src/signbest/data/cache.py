@@ -21,11 +21,12 @@ from ..atomic import atomic_write
 from ..runtime import cache_dir, progress_bar_kwargs
 from ..pose import NormalizeConfig, PoseError, normalize, read_pose
 from ..pose.normalize import PREPROCESS_VERSION
+from ..pose.sequence import BODY_FIRST
 from .manifest import Manifest
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # layout of the cache file; the normalisation's own version is PREPROCESS_VERSION
-ARRAYS = ("body", "left", "right", "body_mask", "left_mask", "right_mask")
+ARRAYS = (*BODY_FIRST, *(f"{p}_mask" for p in BODY_FIRST))  # the arrays of a clip, in the cache's order
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, check_output_folder
 from ..outputs import claim_folder
 from ..runtime import progress_bar_kwargs
-from ..pose.sequence import HAND_J
+from ..pose.sequence import HAND_J, HANDS
 from .hand_model import HANDSHAPES, hand_joints_3d, project_hand
 from .manifest import Clip, write_manifest
 
@@ -195,7 +195,7 @@ def render_clip(sign: SignSpec, signer: Signer, rng: np.random.Generator, size: 
     pose[..., 3] = np.where(inside, rng.uniform(0.9, 1.0, inside.shape), rng.uniform(0.0, 0.3, inside.shape))
     out = {"pose": pose.copy(), "fps": np.float32(25.0), "width": np.int32(size), "height": np.int32(size)}
     out["pose"][..., :2] /= size
-    for h in ("left", "right"):
+    for h in HANDS:
         arr = np.zeros((t_total, HAND_J, 3), np.float32)
         arr[..., :2] = hands[h] / size
         wr = hands[h][:, 0]

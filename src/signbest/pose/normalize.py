@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sequence import L_ELBOW, L_SHOULDER, L_WRIST, R_ELBOW, R_SHOULDER, R_WRIST, PoseSequence
+from .sequence import HANDS, L_ELBOW, L_SHOULDER, L_WRIST, R_ELBOW, R_SHOULDER, R_WRIST, PoseSequence
 
 # Part of every preprocessing cache key: bump it whenever this file changes what `normalize` returns
 # (tests/test_cache_version.py ties it to this file's text, so an unbumped change fails the tests).
@@ -101,7 +101,7 @@ def normalize(seq: PoseSequence, cfg: NormalizeConfig | None = None) -> Normaliz
     body_mask &= (body_mask.sum(1) >= cfg.min_body_joints)[:, None]
     body = seq.body / np.array([seq.width, seq.height], np.float32)
     out["body"], out["body_mask"] = np.where(body_mask[..., None], body, 0.0), body_mask
-    for hand in ("left", "right"):
+    for hand in HANDS:
         box = hand_boxes(seq, hand, cfg)
         mask = (seq.conf(hand) >= cfg.joint_min_conf) & np.isfinite(box[:, :1])
         mask &= (mask.sum(1) >= cfg.min_hand_joints)[:, None]

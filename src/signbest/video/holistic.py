@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pose.sequence import HAND_J
+from ..pose.sequence import HAND_J, HANDS
 from .recovery import (POSE_HAND, HandSource, RecoveryConfig, content_box, crop_square, crop_to_frame,
                        hand_crop_box, interpolate_gaps, keep_bridges, pick_candidate)
 
@@ -162,7 +162,7 @@ class HolisticExtractor:
         """Second pass for each missing hand: the hand model on a crop around the pose wrist."""
         scale = np.array([width, height], np.float32)
         pose_px = pose[:, :2] * scale
-        for side, other in (("left", "right"), ("right", "left")):
+        for side, other in zip(HANDS, HANDS[::-1]):
             if source[side] != HandSource.MISSING:
                 continue
             box = hand_crop_box(pose_px, pose[:, 3], side, width, height, self.cfg.recovery, picture)
