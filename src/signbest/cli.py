@@ -141,6 +141,9 @@ def pool(folder: Annotated[Path, typer.Argument(help="folder of pose files (any 
 
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
+Checkpoints = Annotated[list[Path], typer.Option("--checkpoint", help="fine-tuned run folder, checkpoint folder or .onnx file; give it several times for an ensemble (probabilities averaged)")]
+Windows = Annotated[int, typer.Option(min=1, max=32, help="temporal windows averaged per clip (test-time views)")]
+Mirror = Annotated[bool, typer.Option("--mirror/--no-mirror", help="also average each view mirrored (hands swapped, body flipped)")]
 Engine = Annotated[str, typer.Option(help="auto (onnx for a .onnx file, else torch), torch, or onnx (onnxruntime; a run folder then means its model.onnx; the onnx extra)")]
 
 
@@ -255,18 +258,19 @@ def train(data: Annotated[Path, typer.Argument(help="your manifest CSV (columns:
 
 
 @app.command()
-def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+def evaluate(checkpoint: Checkpoints,
              data: Annotated[Path, typer.Option(help="dataset manifest")],
              split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
              out: Annotated[Optional[Path], typer.Option(help="report folder (default CHECKPOINT/eval-SPLIT)")] = None,
-             windows: Annotated[int, typer.Option(min=1, help="temporal windows averaged per clip (multi-window test)")] = 1,
+             windows: Windows = 1, mirror: Mirror = False,
              fuse: Annotated[Optional[Path], typer.Option(help="other model's class scores (.csv or .npz keyed by clip id)")] = None,
              fuse_weight: Annotated[float, typer.Option(min=0.0, max=1e6, help="weight of the fused scores")] = 1.0,
              fuse_kind: Annotated[str, typer.Option(help="the fused scores are 'logits' or 'probs'")] = "logits") -> None:
-    """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table."""
+    """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table. Several
+    --checkpoint average their probabilities (an ensemble; give --out)."""
     from .eval.evaluate import evaluate as run
 
-    res = run(checkpoint, data, split, out, windows, fuse, fuse_weight, fuse_kind)
+    res = run(checkpoint, data, split, out, windows, fuse, fuse_weight, fuse_kind, mirror)
     for name in ("pose", "fused"):
         if name in res:
             m = res[name]
@@ -275,18 +279,19 @@ def evaluate(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folde
 
 
 @app.command()
-def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+def predict(checkpoint: Checkpoints,
             files: Annotated[list[Path], typer.Argument(help="pose files (any supported layout) or folders of them")],
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
             top: Annotated[int, typer.Option(min=1, help="how many glosses to show")] = 5,
             as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False,
-            engine: Engine = "auto") -> None:
+            engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
     import csv
 
     from .outputs import claim_file, record
-    from .predict import expand_inputs, predict as run
+    from .inputs import expand_inputs
+    from .predict import predict as run
 
     clips, strays, refused = expand_inputs(files)
     if not clips and not refused:
@@ -298,8 +303,8 @@ def predict(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder
     if csv_out is None and any(f.is_dir() for f in files):
         csv_out = Path("predictions.csv")
     if csv_out:
-        claim_file(csv_out, [*files, *clips, checkpoint])  # before the work, not after it
-    results = run(checkpoint, files, top, engine=engine)
+        claim_file(csv_out, [*files, *clips, *checkpoint])  # before the work, not after it
+    results = run(checkpoint, files, top, engine=engine, windows=windows, mirror=mirror)
     if as_json:
         typer.echo(json.dumps(results, indent=1))
     for r in results:
@@ -364,12 +369,12 @@ def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/d
 
 
 @app.command()
-def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder or checkpoint folder")],
+def serve(checkpoint: Checkpoints,
           tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer folder: the page then shows token ids per frame")] = None,
           host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the page on this machine")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
           max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0,
-          engine: Engine = "auto") -> None:
+          engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False) -> None:
     """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
     file (results identical to `signbest predict`)."""
     import uvicorn
@@ -379,11 +384,13 @@ def serve(checkpoint: Annotated[Path, typer.Option(help="fine-tuned run folder o
 
     if not 0 < max_upload_mb <= 4096:
         raise ValueError(f"--max-upload-mb must be in (0, 4096], got {max_upload_mb}")
-    predictor = Predictor(checkpoint, tokenizer, engine)
+    predictor = Predictor(checkpoint, tokenizer, engine, windows, mirror)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this machine can use the page", err=True)
-    typer.echo(f"serving {checkpoint} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(create_app(predictor, max_upload_mb, str(checkpoint)), host=host, port=port, log_level="warning")
+    names = ", ".join(map(str, checkpoint))
+    typer.echo(f"serving {names} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")
+    uvicorn.run(create_app(predictor, max_upload_mb, str(checkpoint[0]) if len(checkpoint) == 1 else f"ensemble of {len(checkpoint)}"),
+                host=host, port=port, log_level="warning")
 
 
 def check_set_form(argv: list[str]) -> None:

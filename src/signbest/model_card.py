@@ -27,7 +27,7 @@ def evaluation_reports(run: Path) -> list[dict]:
             results = json.loads((folder / "results.json").read_text())
         except (OSError, ValueError):
             continue
-        if Path(results.get("checkpoint", "")).resolve() == run:
+        if isinstance(results.get("checkpoint"), str) and Path(results["checkpoint"]).resolve() == run:
             reports.append(results)
     return reports
 
@@ -73,7 +73,8 @@ def render_card(config: dict, fingerprint: str, reports: list[dict]) -> str:
     dev_reported = any(r["split"] == "dev" for r in reports)
     rows = [("dev (chose the epoch: optimistic)", s["dev"].get("per_instance_top1"), s["dev"].get("per_instance_top5"),
              None)] if s["dev"] and not dev_reported else []
-    rows += [(f"{r['split']} of `{Path(r['data']).name}`" + (f", {r['windows']} windows" if r.get("windows", 1) > 1 else ""),
+    rows += [(f"{r['split']} of `{Path(r['data']).name}`" + (f", {r['windows']} windows" if r.get("windows", 1) > 1 else "")
+              + (", mirrored too" if r.get("mirror") else ""),
               r["pose"]["per_instance_top1"], r["pose"]["per_instance_top5"], r["pose"]["clips"]) for r in reports]
     if rows:
         lines += ["| data | Top-1 % | Top-5 % | clips |", "|---|---|---|---|"]

@@ -17,7 +17,7 @@ from .sections import section
 from .data import SignDataset, preprocess, read_manifest, write_manifest
 from .data.cache import NothingReadable
 from .data.manifest import Clip
-from .data.pool import POSE_SUFFIXES
+from .inputs import expand_inputs, extract_videos
 from .pose import PARTS
 from .tokens import load_tokenizer
 from .models.best import ModelConfig
@@ -41,12 +41,13 @@ def build_classifier(cfg: dict, num_classes: int) -> SignClassifier:
     return SignClassifier(section(cfg, "model", ModelConfig), num_classes, section(cfg, "head", HeadConfig))
 
 
-def predict_logits(model, dataset: SignDataset, batch_size: int = 64, windows: int = 1,
+def predict_logits(model, dataset: SignDataset, batch_size: int = 64, windows: int = 1, mirror: bool = False,
                    device: torch.device | None = None, bf16: bool = True) -> np.ndarray:
-    """(N, C) logits; with windows > 1, the mean over windows at evenly spaced phases (multi-window test).
-    `model` is a `SignClassifier` or any callable from a batch to (B, C) logits (an exported model)."""
+    """(N, C) logits, averaged over the test-time views: `windows` temporal windows at evenly spaced phases,
+    each also mirrored (hands swapped, body flipped) with `mirror`. `model` is a `SignClassifier` or any
+    callable from a batch to (B, C) logits (an exported model)."""
     if not isinstance(model, torch.nn.Module):
-        return _window_mean(lambda batch: np.asarray(model(batch), dtype=np.float32), dataset, batch_size, windows)
+        return _view_mean(lambda batch: np.asarray(model(batch), dtype=np.float32), dataset, batch_size, windows, mirror)
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
@@ -54,21 +55,50 @@ def predict_logits(model, dataset: SignDataset, batch_size: int = 64, windows: i
     def score(batch: dict) -> np.ndarray:
         with torch.no_grad(), autocast(device, bf16):
             return model(to_device(batch, device)).float().cpu().numpy()
-    total = _window_mean(score, dataset, batch_size, windows)
+    total = _view_mean(score, dataset, batch_size, windows, mirror)
     model.train(was)
     return total
 
 
-def _window_mean(score, dataset: SignDataset, batch_size: int, windows: int) -> np.ndarray:
+def _view_mean(score, dataset: SignDataset, batch_size: int, windows: int, mirror: bool) -> np.ndarray:
+    views = [(w, m) for w in range(windows) for m in ((False, True) if mirror else (False,))]
     total = None
-    for w in range(windows):
-        dataset.window = 0.5 if windows == 1 else w / (windows - 1)
-        chunks = [score(collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]))
-                  for s in range(0, len(dataset), batch_size)]
-        logits = np.concatenate(chunks)
-        total = logits if total is None else total + logits
-    dataset.window = 0.5
-    return total / windows
+    try:
+        for w, mirrored in views:
+            dataset.window = 0.5 if windows == 1 else w / (windows - 1)
+            dataset.mirror = mirrored
+            chunks = [score(collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]))
+                      for s in range(0, len(dataset), batch_size)]
+            logits = np.concatenate(chunks)
+            total = logits if total is None else total + logits
+    finally:
+        dataset.window = 0.5
+        dataset.mirror = False
+    return total / len(views)
+
+
+def ensemble_logits(models: list, dataset: SignDataset, batch_size: int = 64, windows: int = 1,
+                    mirror: bool = False) -> np.ndarray:
+    """One model's logits; for several, the log of their mean probabilities (so a softmax gives the mean)."""
+    if len(models) == 1:
+        return predict_logits(models[0], dataset, batch_size, windows, mirror)
+    probs = np.mean([softmax(predict_logits(m, dataset, batch_size, windows, mirror)) for m in models], 0)
+    return np.log(np.clip(probs, 1e-30, None))
+
+
+def check_ensemble(checkpoints: list, configs: list[dict]) -> None:
+    """Members of an ensemble must answer the same question the same way: the same glosses in the same
+    order, the same frames per clip and sampling."""
+    first = configs[0]
+    for checkpoint, cfg in zip(checkpoints[1:], configs[1:]):
+        if cfg["glosses"] != first["glosses"]:
+            differ = sorted(set(cfg["glosses"]) ^ set(first["glosses"]))
+            detail = f"glosses {differ[:5]} are in one only" if differ else "the same glosses in another order"
+            raise ValueError(f"{checkpoint}: cannot be averaged with {checkpoints[0]}: {detail}")
+        for key in ("num_frames", "sampling"):
+            if cfg["finetune"][key] != first["finetune"][key]:
+                raise ValueError(f"{checkpoint}: finetune.{key} is {cfg['finetune'][key]}, {checkpoints[0]} has "
+                                 f"{first['finetune'][key]}: an ensemble's members must read clips the same way")
 
 
 def load_classifier(checkpoint: str | Path):
@@ -95,58 +125,6 @@ def load_classifier(checkpoint: str | Path):
     return model.eval(), cfg
 
 
-def _extract_videos(videos: list[Path], tmp: Path) -> tuple[dict[Path, Path], dict[Path, str]]:
-    """Pose files for the videos among the inputs (MediaPipe Holistic), and errors of those that fail."""
-    try:
-        from .video.holistic import HolisticExtractor, VideoError
-        extractor = HolisticExtractor()
-    except ImportError as e:
-        raise ValueError(f"{videos[0]}: predicting from video needs pose extraction: {e}") from None
-    from .video.writers import write_npz
-
-    poses, errors = {}, {}
-    try:
-        for i, v in enumerate(videos):
-            try:
-                write_npz(tmp / f"video{i}.npz", extractor.extract(v))
-                poses[v] = tmp / f"video{i}.npz"
-            except VideoError as e:
-                errors[v] = str(e)
-    finally:
-        extractor.close()
-    return poses, errors
-
-
-def is_openpose_folder(folder: Path) -> bool:
-    """A folder is one OpenPose clip only when every visible file in it is an OpenPose frame file."""
-    files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")]
-    return bool(files) and all(p.name.endswith("_keypoints.json") for p in files)
-
-
-def expand_inputs(files: list[str | Path]) -> tuple[list[Path], list[Path], dict[Path, str]]:
-    """(clips, strays, refused): files as given; a folder stands for the pose files and videos in it
-    (or is itself one OpenPose clip, see `is_openpose_folder`). Strays are a folder's other files;
-    OpenPose frame files among other clips are refused, each with the reason."""
-    from .video.holistic import VIDEO_SUFFIXES
-
-    paths, strays, refused = [], [], {}
-    for f in map(Path, files):
-        if not f.is_dir() or is_openpose_folder(f):
-            paths.append(f)
-            continue
-        for p in sorted(f.iterdir()):
-            if p.name.startswith(".") or p.is_dir():
-                continue
-            if p.name.endswith("_keypoints.json"):
-                refused[p] = ("an OpenPose frame file among other clips: one clip's frames belong in a folder of "
-                              "their own")
-            elif p.suffix.lower() in POSE_SUFFIXES | VIDEO_SUFFIXES:
-                paths.append(p)
-            else:
-                strays.append(p)
-    return paths, strays, refused
-
-
 ENGINES = ("auto", "torch", "onnx")  # auto: onnx for a .onnx file, torch for a checkpoint
 
 
@@ -162,32 +140,48 @@ def onnx_file(path: Path) -> Path:
     return path
 
 
+def load_scorer(checkpoint: Path, engine: str = "auto"):
+    """(model, config, card) of one checkpoint for prediction: a bf16 `SignClassifier` where the CPU has bf16,
+    or the exported file through onnxruntime (`engine="onnx"`, or a .onnx file)."""
+    checkpoint = Path(checkpoint)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got '{engine}'")
+    if engine == "onnx" or (engine == "auto" and checkpoint.suffix == ".onnx"):
+        from .export import OnnxClassifier
+
+        model = OnnxClassifier(onnx_file(checkpoint))
+        return model, model.cfg, without_front_matter(model.card)
+    if checkpoint.suffix == ".onnx":
+        raise ValueError(f"{checkpoint}: an exported ONNX model runs with --engine onnx, not {engine}")
+    model, cfg = load_classifier(checkpoint)
+    if bf16_supported(torch.device("cpu")):
+        # Weights cast once: under autocast every call re-casts all of them, which for one clip of the
+        # `paper` model took more time (42 ms) than the arithmetic (17 ms in bf16; bench/inference.py).
+        model = model.to(torch.bfloat16)
+    reuse_merged_weights(model)  # never trained here: the GCNs' merged weights are built once
+    return model, cfg, card_text(checkpoint, cfg)
+
+
 class Predictor:
-    """A fine-tuned classifier (and optionally a tokenizer) loaded once, scoring pose files and videos.
-    `signbest predict` and `signbest serve` both use it, so the page and the command agree exactly.
-    Calls from several threads are serialised: the model uses every core anyway."""
+    """Fine-tuned classifiers (one, or several averaged: an ensemble) and optionally a tokenizer, loaded once,
+    scoring pose files and videos. `signbest predict` and `signbest serve` both use it, so the page and the
+    command agree exactly. Calls from several threads are serialised: the model uses every core anyway."""
 
-    def __init__(self, checkpoint: str | Path, tokenizer: str | Path | None = None, engine: str = "auto"):
-        checkpoint = Path(checkpoint)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got '{engine}'")
-        if engine == "onnx" or (engine == "auto" and checkpoint.suffix == ".onnx"):
-            from .export import OnnxClassifier
-
-            self.model = OnnxClassifier(onnx_file(checkpoint))
-            self.cfg = self.model.cfg
-        elif checkpoint.suffix == ".onnx":
-            raise ValueError(f"{checkpoint}: an exported ONNX model runs with --engine onnx, not {engine}")
-        else:
-            self.model, self.cfg = load_classifier(checkpoint)
-            if bf16_supported(torch.device("cpu")):
-                # Weights cast once: under autocast every call re-casts all of them, which for one clip of the
-                # `paper` model took more time (42 ms) than the arithmetic (17 ms in bf16; bench/inference.py).
-                self.model = self.model.to(torch.bfloat16)
-            reuse_merged_weights(self.model)  # never trained here: the GCNs' merged weights are built once
-        self.engine = "onnx" if not isinstance(self.model, torch.nn.Module) else "torch"
-        self.card = without_front_matter(self.model.card) if self.engine == "onnx" else card_text(checkpoint, self.cfg)  # for the page
+    def __init__(self, checkpoint: str | Path | list, tokenizer: str | Path | None = None, engine: str = "auto",
+                 windows: int = 1, mirror: bool = False):
+        checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
+        if not checkpoints:
+            raise ValueError("give at least one checkpoint")
+        loaded = [load_scorer(c, engine) for c in checkpoints]
+        self.models = [model for model, _, _ in loaded]
+        check_ensemble(checkpoints, [cfg for _, cfg, _ in loaded])
+        self.cfg = loaded[0][1]
+        self.engine = "onnx" if not isinstance(self.models[0], torch.nn.Module) else "torch"
+        self.card = loaded[0][2] if len(loaded) == 1 else (
+            f"An ensemble of {len(loaded)} models: their probabilities are averaged. The first one's card:\n\n"
+            + loaded[0][2])
         self.glosses: list[str] = self.cfg["glosses"]
+        self.windows, self.mirror = windows, mirror  # test-time views, averaged
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self._lock = threading.Lock()
 
@@ -200,7 +194,7 @@ class Predictor:
         with self._lock, tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
-            extracted, errors = _extract_videos(videos, Path(tmp)) if videos else ({}, {})
+            extracted, errors = extract_videos(videos, Path(tmp)) if videos else ({}, {})
             errors.update(refused)
             paths = paths + list(refused)
             t1 = time.perf_counter()
@@ -219,7 +213,7 @@ class Predictor:
                 failures.update(data.failures)
                 ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
                                  sampling=self.cfg["finetune"]["sampling"], report_failures=False)
-                probs = softmax(predict_logits(self.model, ds, batch_size=batch_size))
+                probs = softmax(ensemble_logits(self.models, ds, batch_size, self.windows, self.mirror))
                 extra = self._details(ds, batch_size) if details else None
             t2 = time.perf_counter()
         by_id = {c.clip_id: i for i, c in enumerate(ds.clips)} if data is not None else {}
@@ -260,7 +254,8 @@ def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
             for f, fm in zip(xy, mask)]
 
 
-def predict(checkpoint: str | Path, files: list[str | Path], top: int = 5, batch_size: int = 64,
-            engine: str = "auto") -> list[dict]:
-    """Top-k glosses with probabilities for each pose file (any supported layout) or video."""
-    return Predictor(checkpoint, engine=engine)(files, top, batch_size)
+def predict(checkpoint: str | Path | list, files: list[str | Path], top: int = 5, batch_size: int = 64,
+            engine: str = "auto", windows: int = 1, mirror: bool = False) -> list[dict]:
+    """Top-k glosses with probabilities for each pose file (any supported layout) or video; several
+    checkpoints average their probabilities; `windows` and `mirror` average test-time views."""
+    return Predictor(checkpoint, engine=engine, windows=windows, mirror=mirror)(files, top, batch_size)

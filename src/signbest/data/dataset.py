@@ -113,6 +113,7 @@ class SignDataset(Dataset):
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
         self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
         self.window = 0.5  # test-time window position, see sample_frames
+        self.mirror = False  # test-time: the clip as if the video were mirrored (see mirror_clip)
         if not self.clips:
             raise ValueError(f"{full.path}: split '{split}' has no readable clip")
 
@@ -150,6 +151,8 @@ class SignDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window, self.sampling, self.crop)
         item = {k: v[idx] for k, v in full.items()}
+        if self.mirror and not self.train:
+            item = mirror_clip(item)
         if self.train and self.augment is not None:
             if rng.random() < self.augment.swap_hands:
                 item = mirror_clip(item)

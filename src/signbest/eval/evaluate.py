@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
-from ..predict import load_classifier, predict_logits
+from ..predict import check_ensemble, ensemble_logits, load_classifier
 from ..atomic import check_output_folder, committed
 from ..model_card import write_model_card
 from ..outputs import check_folder, claim_folder
@@ -35,29 +35,38 @@ def checkpoint_labels(manifest_glosses: list[str], labels: np.ndarray, trained: 
     return np.array([index[manifest_glosses[k]] for k in labels], dtype=np.int64)
 
 
-def evaluate(checkpoint: str | Path, data: str | Path, split: str = "test", out: str | Path | None = None,
+def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test", out: str | Path | None = None,
              windows: int = 1, fuse_path: str | Path | None = None, fuse_weight: float = 1.0,
-             fuse_kind: str = "logits") -> dict:
-    out = Path(out) if out else Path(checkpoint) / f"eval-{split}"
-    check_folder(out, "eval", [checkpoint, data, fuse_path])  # before the work; made only when there is a report
-    model, cfg = load_classifier(checkpoint)
+             fuse_kind: str = "logits", mirror: bool = False) -> dict:
+    """Reports of one fine-tuned model, or of several averaged (an ensemble: give `out`), on `split`;
+    `windows` and `mirror` average test-time views."""
+    checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
+    if len(checkpoints) > 1 and out is None:
+        raise ValueError("an ensemble's report needs --out: it belongs to no single run folder")
+    out = Path(out) if out else checkpoints[0] / f"eval-{split}"
+    check_folder(out, "eval", [*checkpoints, data, fuse_path])  # before the work; made only when there is a report
+    loaded = [load_classifier(c) for c in checkpoints]
+    models = [model for model, _ in loaded]
+    check_ensemble(checkpoints, [cfg for _, cfg in loaded])
+    cfg = loaded[0][1]
     manifest = load_manifest(data, SplitConfig(**cfg["split"]))  # "dev" as training carved it
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])
     labels = checkpoint_labels(ds.glosses, ds.labels, cfg["glosses"], data)
-    logits = predict_logits(model, ds, windows=windows)
-    results = {"checkpoint": str(checkpoint), "data": str(data), "split": split, "windows": windows,
-               "selected_epoch": cfg.get("selected_epoch"), "select_on": cfg.get("select_on"),
-               "pose": classification_metrics(logits, labels)}
+    logits = ensemble_logits(models, ds, windows=windows, mirror=mirror)
+    results = {"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
+               "data": str(data), "split": split, "windows": windows, "mirror": mirror,
+               "selected_epoch": cfg.get("selected_epoch") if len(checkpoints) == 1 else None,
+               "select_on": cfg.get("select_on"), "pose": classification_metrics(logits, labels)}
     scores = logits
     if fuse_path:
         ids = [c.clip_id for c in ds.clips]
         scores = fuse(logits, ids, read_scores(fuse_path), fuse_weight, fuse_kind, str(fuse_path))
         results["fused"] = {**classification_metrics(scores, labels), "weight": fuse_weight, "scores": str(fuse_path)}
-    claim_folder(out, "eval", [checkpoint, data, fuse_path])
+    claim_folder(out, "eval", [*checkpoints, data, fuse_path])
     write_reports(out, results, scores, labels, cfg["glosses"])
-    if committed(Path(checkpoint) / "selected") is not None:  # a fine-tuning run folder: its card gains these figures
-        write_model_card(Path(checkpoint))
+    if len(checkpoints) == 1 and committed(checkpoints[0] / "selected") is not None:
+        write_model_card(checkpoints[0])  # a fine-tuning run folder: its card gains these figures
     return results
 
 
