@@ -50,7 +50,8 @@ def server(model, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]))
+    app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]), allowed_hosts=("signs.example",),
+                     body_timeout_s=1.0)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -166,11 +167,11 @@ def _browser():
     return playwright.sync_playwright
 
 
-def _page(p):
+def _page(p, width: int = 1000):
     from signbest.serve import HEADLESS_CHROMIUM_FLAGS
 
     browser = p.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_CHROMIUM_FLAGS)
-    return browser, browser.new_page(viewport={"width": 1000, "height": 760})
+    return browser, browser.new_page(viewport={"width": width, "height": 760})
 
 
 def test_page_in_a_real_browser_shows_the_same_top5_as_predict(server, model, synth_dir, tmp_path):
@@ -199,6 +200,71 @@ def test_page_in_a_real_browser_shows_the_same_top5_as_predict(server, model, sy
         page.set_input_files("#file", str(bad))
         page.wait_for_selector('body[data-state="error"]')
         assert "notes.npz" in page.inner_text("#status") and "not a .npz file" in page.inner_text("#status")
+        browser.close()
+
+
+def raw_request(url: str, head: str, body: bytes = b"", wait: float = 10.0) -> bytes:
+    """Send raw bytes (a request that urllib would not send) and read until the server closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as conn:
+        conn.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        chunks = []
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                return b"".join(chunks) + b"<still open>"
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def test_only_local_names_reach_the_server(server):
+    url, _ = server
+    port = url.rsplit(":", 1)[1]
+    for host, status in (("localhost", 200), (f"127.0.0.1:{port}", 200), (f"[::1]:{port}", 200),
+                         ("signs.example", 200), (f"attacker.example:{port}", 400), ("", 400)):
+        answer = raw_request(url, f"GET /api/health HTTP/1.1\nHost: {host}\nConnection: close\n")
+        assert answer.split(b" ", 2)[1] == str(status).encode(), (host, answer[:200])
+    assert b"not 'attacker.example'" in raw_request(
+        url, "GET / HTTP/1.1\nHost: attacker.example\nConnection: close\n")
+
+
+def test_a_stalled_upload_is_answered_and_closed(server):
+    url, tmp = server
+    before = set(Path(tmp).iterdir())
+    head = ("POST /api/predict HTTP/1.1\nHost: localhost\nContent-Type: multipart/form-data; boundary=x\n"
+            "Content-Length: 100000\n")
+    started = time.monotonic()
+    answer = raw_request(url, head, b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.npz\"\r\n\r\nPK",
+                         wait=15)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer
+    assert not answer.endswith(b"<still open>") and time.monotonic() - started < 10  # closed, not left hanging
+    assert set(Path(tmp).iterdir()) == before  # nothing of it left in the temporary folder
+
+
+def test_favicon_and_what_the_page_is_told(server):
+    url, _ = server
+    with urllib.request.urlopen(url + "/favicon.ico") as r:
+        assert r.headers["Content-Type"].startswith("image/svg+xml") and r.read().startswith(b"<svg")
+    health = json.loads(urllib.request.urlopen(url + "/api/health").read())
+    import importlib.util
+    assert health["video"] == (importlib.util.find_spec("mediapipe") is not None)
+
+
+def test_the_page_fits_a_phone_screen(server, synth_dir):
+    """375 px wide (a small phone): nothing wider than the screen, before and after a result."""
+    sync_playwright = _browser()
+    url, _ = server
+    with sync_playwright() as p:
+        browser, page = _page(p, width=375)
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('glosses')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.set_input_files("#file", str(sorted((synth_dir / "poses").glob("*.npz"))[0]))
+        page.wait_for_selector('body[data-state="done"] #top5 li', timeout=60_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert page.evaluate("document.querySelector('#skeleton').getBoundingClientRect().right") <= 375
         browser.close()
 
 

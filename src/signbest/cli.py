@@ -284,7 +284,9 @@ def predict(checkpoint: Checkpoints,
             csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write predictions to this CSV")] = None,
             top: Annotated[int, typer.Option(min=1, help="how many glosses to show")] = 5,
             as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False,
-            engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False) -> None:
+            engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False,
+          allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="a host name or address the page may be reached by, besides localhost (once per name)")] = None,
+          body_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds an upload may take to arrive")] = 30.0) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
     import csv
@@ -374,7 +376,9 @@ def serve(checkpoint: Checkpoints,
           host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the page on this machine")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
           max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted, in MB")] = 50.0,
-          engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False) -> None:
+          engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False,
+          allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="a host name or address the page may be reached by, besides localhost (once per name)")] = None,
+          body_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds an upload may take to arrive")] = 30.0) -> None:
     """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
     file (results identical to `signbest predict`)."""
     import uvicorn
@@ -386,11 +390,15 @@ def serve(checkpoint: Checkpoints,
         raise ValueError(f"--max-upload-mb must be in (0, 4096], got {max_upload_mb}")
     predictor = Predictor(checkpoint, tokenizer, engine, windows, mirror)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"warning: listening on {host}: anyone who can reach this machine can use the page", err=True)
+        typer.echo(f"warning: listening on {host}: anyone who can reach this machine can use the page"
+                   + ("" if allow_host else "; it answers only requests addressed to localhost until you add "
+                      "--allow-host NAME for each name or address it is reached by"), err=True)
     names = ", ".join(map(str, checkpoint))
     typer.echo(f"serving {names} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(create_app(predictor, max_upload_mb, str(checkpoint[0]) if len(checkpoint) == 1 else f"ensemble of {len(checkpoint)}"),
-                host=host, port=port, log_level="warning")
+    name = str(checkpoint[0]) if len(checkpoint) == 1 else f"ensemble of {len(checkpoint)}"
+    app = create_app(predictor, max_upload_mb, name, tuple(allow_host or ()), body_timeout)
+    # No access log (a line per request); at most 64 open connections, beyond that 503 at once.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, limit_concurrency=64)
 
 
 def check_set_form(argv: list[str]) -> None:

@@ -16,7 +16,8 @@ def extract_videos(videos: list[Path], tmp: Path) -> tuple[dict[Path, Path], dic
         from .video.holistic import HolisticExtractor, VideoError
         extractor = HolisticExtractor()
     except ImportError as e:
-        raise ValueError(f"{videos[0]}: predicting from video needs pose extraction: {e}") from None
+        raise ValueError(f"{videos[0]}: videos need the video extra (pip install 'signbest[video]'); pose files "
+                         f"work without it ({e})") from None
     from .video.writers import write_npz
 
     poses, errors = {}, {}

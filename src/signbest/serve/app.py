@@ -6,13 +6,19 @@
     GET  /api/card      {"card": Markdown}: the model card (what it recognises, its data, figures and limits)
     POST /api/predict   multipart field `file` -> top-5, the normalised units the model saw, token ids, times
 
-Safe by default: the CLI binds to 127.0.0.1, an upload must declare its size and stay under the limit,
+    GET  /favicon.ico   the page's icon (SVG)
+
+Safe by default: the CLI binds to 127.0.0.1 and answers only requests addressed to a local name (the Host
+header: a page on another site cannot reach it through DNS rebinding; `allowed_hosts` adds names), an
+upload's body must arrive within `body_timeout_s` (a stalled upload is answered 408 and closed), an upload
+must declare its size and stay under the limit,
 its type is checked by name and by content, it lives in a temporary folder that is removed after the
 answer, and a bad upload gets a JSON error (naming the user's file, never the temporary one) while the
 server goes on serving. Requests run in a thread pool; the predictor serialises them, so answers never mix.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from importlib import resources
@@ -54,7 +60,39 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: str = "") -> Starlette:
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names a local page is reached by
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="12" '
+           'fill="#1a73e8"/><path d="M20 50V26a4 4 0 0 1 8 0v12V16a4 4 0 0 1 8 0v22V20a4 4 0 0 1 8 0v20l4-6a4 4 0 0 '
+           '1 7 4l-9 16H20z" fill="#fff"/></svg>')
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port: 'a.b:80' -> 'a.b', '[::1]:8000' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostAllowList:
+    """ASGI middleware: requests whose Host header names another host get 400 and never reach the app."""
+
+    def __init__(self, app, allowed: tuple[str, ...]):
+        self.app, self.allowed = app, {host_name(h) for h in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed:
+                response = _error(400, f"this server answers requests for {', '.join(sorted(self.allowed))}, not "
+                                       f"'{host}' (signbest serve --allow-host NAME adds a name)")
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: str = "",
+               allowed_hosts: tuple[str, ...] = (), body_timeout_s: float = 30.0):
+    """The app; `allowed_hosts` are accepted besides the local names (LOCAL_HOSTS)."""
     limit = int(max_upload_mb * 2**20)
     allowed = POSE_SUFFIXES | VIDEO_SUFFIXES
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
@@ -63,7 +101,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         return HTMLResponse(page)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "tokenizer": predictor.tokenizer is not None,
+        return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "video": video_supported(), "tokenizer": predictor.tokenizer is not None,
                              "checkpoint": Path(checkpoint).name, "engine": predictor.engine, "version": __version__, "max_upload_mb": max_upload_mb})
 
     async def glosses(request: Request) -> Response:
@@ -79,7 +117,9 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         if int(length) > limit:
             return _error(413, f"the upload is {int(length) / 2**20:.1f} MB; the limit is {max_upload_mb:g} MB")
         try:
-            form = await request.form(max_files=1, max_fields=4)
+            form = await asyncio.wait_for(request.form(max_files=1, max_fields=4), body_timeout_s)
+        except asyncio.TimeoutError:  # a stalled upload: answered and closed, its spooled parts go with it
+            return _error(408, f"the upload did not arrive within {body_timeout_s:g} s")
         except Exception as e:  # noqa: BLE001 - a malformed body is the client's error, not the server's end
             if "header" in str(e).lower() or "too large" in str(e).lower():
                 return _error(400, "a part of the upload has an oversized header (a file name over 255 characters?): "
@@ -114,9 +154,19 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
         return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
 
-    routes = [Route("/", index), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card),
+    async def favicon(request: Request) -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+    routes = [Route("/", index), Route("/favicon.ico", favicon), Route("/favicon.svg", favicon), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card),
               Route("/api/predict", predict, methods=["POST"])]
-    return Starlette(routes=routes)
+    return HostAllowList(Starlette(routes=routes), (*LOCAL_HOSTS, *allowed_hosts))
+
+
+def video_supported() -> bool:
+    """Whether videos can be read here (the video extra's MediaPipe is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("mediapipe") is not None
 
 
 def _user_facing(result: dict, tmp: str, name: str) -> dict:
