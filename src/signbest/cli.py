@@ -276,6 +276,8 @@ def evaluate(checkpoint: Checkpoints,
             m = res[name]
             typer.echo(f"{name:>6}: per-instance top-1 {m['per_instance_top1']:.2f} top-5 {m['per_instance_top5']:.2f} | "
                        f"per-class top-1 {m['per_class_top1']:.2f} top-5 {m['per_class_top5']:.2f} ({m['clips']} clips)")
+    cal = res["calibration"]
+    typer.echo(f"calibration: ECE {cal['ece_before']:.2f}% -> {cal['ece_after']:.2f}% (temperature {cal['temperature']})")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
 from .model_card import card_text, without_front_matter
+from .calibration import temperature_of
 from .atomic import committed
 from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
@@ -78,12 +79,14 @@ def _view_mean(score, dataset: SignDataset, batch_size: int, windows: int, mirro
 
 
 def ensemble_logits(models: list, dataset: SignDataset, batch_size: int = 64, windows: int = 1,
-                    mirror: bool = False) -> np.ndarray:
-    """One model's logits; for several, the log of their mean probabilities (so a softmax gives the mean)."""
+                    mirror: bool = False, temperatures: list[float] | None = None) -> np.ndarray:
+    """One model's logits / its temperature; for several, the log of their mean (calibrated) probabilities,
+    so that a softmax gives the mean."""
+    temperatures = temperatures or [1.0] * len(models)
+    scaled = [predict_logits(m, dataset, batch_size, windows, mirror) / t for m, t in zip(models, temperatures)]
     if len(models) == 1:
-        return predict_logits(models[0], dataset, batch_size, windows, mirror)
-    probs = np.mean([softmax(predict_logits(m, dataset, batch_size, windows, mirror)) for m in models], 0)
-    return np.log(np.clip(probs, 1e-30, None))
+        return scaled[0]
+    return np.log(np.clip(np.mean([softmax(logits) for logits in scaled], 0), 1e-30, None))
 
 
 def check_ensemble(checkpoints: list, configs: list[dict]) -> None:
@@ -174,6 +177,7 @@ class Predictor:
             raise ValueError("give at least one checkpoint")
         loaded = [load_scorer(c, engine) for c in checkpoints]
         self.models = [model for model, _, _ in loaded]
+        self.temperatures = [temperature_of(cfg) for _, cfg, _ in loaded]  # calibrated on dev when fine-tuned
         check_ensemble(checkpoints, [cfg for _, cfg, _ in loaded])
         self.cfg = loaded[0][1]
         self.engine = "onnx" if not isinstance(self.models[0], torch.nn.Module) else "torch"
@@ -213,7 +217,8 @@ class Predictor:
                 failures.update(data.failures)
                 ds = SignDataset(manifest, split="predict", num_frames=self.cfg["finetune"]["num_frames"], data=data,
                                  sampling=self.cfg["finetune"]["sampling"], report_failures=False)
-                probs = softmax(ensemble_logits(self.models, ds, batch_size, self.windows, self.mirror))
+                probs = softmax(ensemble_logits(self.models, ds, batch_size, self.windows, self.mirror,
+                                                self.temperatures))
                 extra = self._details(ds, batch_size) if details else None
             t2 = time.perf_counter()
         by_id = {c.clip_id: i for i, c in enumerate(ds.clips)} if data is not None else {}

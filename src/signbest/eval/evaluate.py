@@ -9,7 +9,8 @@ import numpy as np
 
 from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
-from ..predict import check_ensemble, ensemble_logits, load_classifier
+from ..calibration import ECE_BINS, expected_calibration_error, plot_reliability, temperature_of
+from ..predict import check_ensemble, ensemble_logits, load_classifier, softmax
 from ..atomic import check_output_folder, committed
 from ..model_card import write_model_card
 from ..outputs import check_folder, claim_folder
@@ -53,11 +54,16 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])
     labels = checkpoint_labels(ds.glosses, ds.labels, cfg["glosses"], data)
-    logits = ensemble_logits(models, ds, windows=windows, mirror=mirror)
+    raw = ensemble_logits(models, ds, windows=windows, mirror=mirror)
+    temperatures = [temperature_of(c) for _, c in loaded]
+    logits = ensemble_logits(models, ds, windows=windows, mirror=mirror, temperatures=temperatures)
     results = {"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                "data": str(data), "split": split, "windows": windows, "mirror": mirror,
                "selected_epoch": cfg.get("selected_epoch") if len(checkpoints) == 1 else None,
-               "select_on": cfg.get("select_on"), "pose": classification_metrics(logits, labels)}
+               "select_on": cfg.get("select_on"), "pose": classification_metrics(logits, labels),
+               "calibration": {"temperature": temperatures if len(temperatures) > 1 else temperatures[0],
+                               "ece_before": expected_calibration_error(softmax(raw), labels),
+                               "ece_after": expected_calibration_error(softmax(logits), labels), "bins": ECE_BINS}}
     scores = logits
     if fuse_path:
         ids = [c.clip_id for c in ds.clips]
@@ -65,6 +71,9 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
         results["fused"] = {**classification_metrics(scores, labels), "weight": fuse_weight, "scores": str(fuse_path)}
     claim_folder(out, "eval", [*checkpoints, data, fuse_path])
     write_reports(out, results, scores, labels, cfg["glosses"])
+    calibrated = any(t != 1.0 for t in temperatures)
+    plot_reliability(softmax(raw), softmax(logits) if calibrated else None, labels, out / "reliability.png",
+                     temperatures[0] if len(temperatures) == 1 else None)
     if len(checkpoints) == 1 and committed(checkpoints[0] / "selected") is not None:
         write_model_card(checkpoints[0])  # a fine-tuning run folder: its card gains these figures
     return results
@@ -78,6 +87,11 @@ def write_reports(out: Path, results: dict, scores: np.ndarray, labels: np.ndarr
     lines = ["| model | P-I Top-1 | P-I Top-5 | P-C Top-1 | P-C Top-5 | clips |", "|---|---|---|---|---|---|"]
     lines += [f"| {n} | {m['per_instance_top1']:.2f} | {m['per_instance_top5']:.2f} | {m['per_class_top1']:.2f} | "
               f"{m['per_class_top5']:.2f} | {m['clips']} |" for n, m in rows]
+    cal = results.get("calibration")
+    if cal:
+        lines += ["", f"Calibration ({cal['bins']} bins): ECE {cal['ece_before']:.2f}% with the softmax, "
+                      f"{cal['ece_after']:.2f}% with the temperature fitted on dev ({cal['temperature']}); "
+                      "reliability.png"]
     (out / "results.md").write_text(f"Split `{results['split']}` of `{results['data']}`\n\n" + "\n".join(lines) + "\n")
     c = scores.shape[1]
     acc1 = per_class_accuracy(topk_hits(scores, labels, 1), labels, c)

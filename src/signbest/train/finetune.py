@@ -20,7 +20,8 @@ from ..data.protocol import SplitConfig, load_manifest, selection_rule
 from ..eval.metrics import classification_metrics
 from ..model_card import write_model_card
 from ..models.best import ModelConfig
-from ..predict import build_classifier, predict_logits
+from ..calibration import expected_calibration_error, fit_temperature, nll
+from ..predict import build_classifier, predict_logits, softmax
 from . import distributed as dist_utils
 from ..atomic import committed
 from ..checkpoint import load_weights, save_weights
@@ -144,6 +145,25 @@ def split_summary(manifest) -> dict[str, dict[str, int]]:
     return {name: {"clips": v["clips"], "signers": len(v["people"] - {""})} for name, v in splits.items()}
 
 
+def calibrate_selected(out: Path, dev: SignDataset, bf16: bool) -> None:
+    """Fit the selected model's temperature on dev (once) and store it, with dev's ECE before and after, in
+    the selected model's config. Dev chose the epoch too, so its ECE after is optimistic; evaluate reports
+    the calibration on the split it reads."""
+    weights, config = load_weights(committed(out / SELECTED))
+    if "calibration" in config:
+        return
+    model = build_classifier(config, len(config["glosses"]))
+    model.load_state_dict(weights)
+    logits = predict_logits(model, dev, bf16=bf16)
+    labels = dev.labels
+    temperature = fit_temperature(logits, labels)
+    calibration = {"temperature": temperature, "fitted_on": "dev", "clips": len(labels),
+                   "dev_ece_before": expected_calibration_error(softmax(logits), labels),
+                   "dev_ece_after": expected_calibration_error(softmax(logits / temperature), labels),
+                   "dev_nll_before": nll(logits, labels, 1.0), "dev_nll_after": nll(logits, labels, temperature)}
+    save_weights(model, out / SELECTED, {**config, "calibration": calibration})
+
+
 def command_line() -> str:
     """The command as the user typed it (`signbest ...`), or the Python entry point that ran it."""
     import shlex
@@ -202,6 +222,8 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     stage = FinetuneStage(model.to(info.device), saved, finetune_config, train_set, eval_sets, info, select_on)
     result = fit(stage, out, fp, progress, overwrite, [pretrained])
     dist_utils.cleanup(info)
+    if info.main and "dev" in eval_sets:
+        calibrate_selected(out, eval_sets["dev"], finetune_config.bf16)
     chosen = json.loads((committed(out / SELECTED) / "config.json").read_text())
     if info.main:
         write_model_card(out)

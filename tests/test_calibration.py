@@ -1,0 +1,58 @@
+"""Temperature scaling, the expected calibration error, and calibration stored with a fine-tuned model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from signbest.calibration import calibration_bins, expected_calibration_error, fit_temperature, nll
+from signbest.predict import softmax
+
+
+def overconfident(n: int = 4000, classes: int = 10, seed: int = 0, scale: float = 4.0):
+    """Logits of a model whose true probabilities are softmax(z), reported as softmax(scale * z)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1, (n, classes))
+    true = softmax(z)
+    labels = np.array([rng.choice(classes, p=p) for p in true])
+    return scale * z, labels
+
+
+def test_the_fitted_temperature_undoes_the_overconfidence():
+    logits, labels = overconfident(scale=4.0)
+    temperature = fit_temperature(logits, labels)
+    assert abs(temperature - 4.0) < 0.4
+    assert nll(logits, labels, temperature) < nll(logits, labels, 1.0)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits / temperature), labels)
+    assert after < 3.0 < before
+    assert (softmax(logits / temperature).argmax(1) == logits.argmax(1)).all()  # accuracy never changes
+
+
+def test_ece_by_hand():
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    labels = np.array([0, 1, 0, 0])  # bin 0.9: confidence 0.9, accuracy 0.5; bin 0.6: 0.6, 1.0
+    assert abs(expected_calibration_error(probs, labels) - 100 * (2 * 0.4 + 2 * 0.4) / 4) < 1e-9
+    counts, _, _ = calibration_bins(probs, labels)
+    assert counts.sum() == 4 and (counts > 0).sum() == 2
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == 0.0
+
+
+def test_finetuning_stores_a_temperature_and_evaluate_reports_calibration(synth_dir, tmp_path):
+    from signbest.config import load_config
+    from signbest.eval.evaluate import evaluate
+    from signbest.predict import Predictor
+    from signbest.train.finetune import finetune
+
+    out = tmp_path / "ft"
+    finetune(load_config("tiny", ["finetune.epochs=3"]), synth_dir / "manifest.csv", out, progress=False)
+    config = json.loads((out / "selected" / "config.json").read_text())
+    cal = config["calibration"]
+    assert cal["fitted_on"] == "dev" and 0.05 <= cal["temperature"] <= 20
+    assert cal["dev_nll_after"] <= cal["dev_nll_before"] + 1e-9  # what the temperature minimises
+    assert Predictor(out).temperatures == [cal["temperature"]]
+    result = evaluate(out, synth_dir / "manifest.csv", "test")
+    assert result["calibration"]["temperature"] == cal["temperature"]
+    assert {"ece_before", "ece_after"} <= set(result["calibration"])
+    assert (out / "eval-test" / "reliability.png").stat().st_size > 5000
+    assert "ECE" in (out / "eval-test" / "results.md").read_text()
