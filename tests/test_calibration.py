@@ -56,3 +56,29 @@ def test_finetuning_stores_a_temperature_and_evaluate_reports_calibration(synth_
     assert {"ece_before", "ece_after"} <= set(result["calibration"])
     assert (out / "eval-test" / "reliability.png").stat().st_size > 5000
     assert "ECE" in (out / "eval-test" / "results.md").read_text()
+
+
+def test_the_unknown_threshold_keeps_95_percent_of_dev():
+    from signbest.calibration import unknown_threshold
+
+    probs = softmax(np.random.default_rng(0).normal(0, 2, (1000, 8)))
+    found = unknown_threshold(probs)
+    kept = (probs.max(1) >= found["unknown_below"]).mean()
+    assert abs(kept - 0.95) < 0.002 and found["unknown_score"] == "max_probability"
+
+
+def test_predictions_say_unknown_below_the_threshold(synth_dir, tmp_path):
+    from signbest.config import load_config
+    from signbest.predict import Predictor
+    from signbest.train.finetune import finetune
+
+    out = tmp_path / "ft"
+    finetune(load_config("tiny", ["finetune.epochs=2"]), synth_dir / "manifest.csv", out, progress=False)
+    threshold = json.loads((out / "selected" / "config.json").read_text())["calibration"]["unknown_below"]
+    predictor = Predictor(out)
+    assert predictor.unknown_below == threshold
+    files = sorted((synth_dir / "poses").glob("*.npz"))[:8]
+    results = predictor(files)
+    assert all(r["unknown"] == (r["top"][0][1] < threshold) for r in results)
+    predictor.unknown_below = 1.01  # nothing is that sure
+    assert all(r["unknown"] for r in predictor(files))

@@ -94,3 +94,20 @@ def plot_reliability(before: np.ndarray, after: np.ndarray | None, labels: np.nd
 def temperature_of(config: dict) -> float:
     """The model's fitted temperature (1.0: not calibrated)."""
     return float((config.get("calibration") or {}).get("temperature", 1.0))
+
+
+KNOWN_KEPT = 0.95  # the share of dev's (known) clips that must stay above the "unknown" threshold
+
+
+def unknown_threshold(dev_probs: np.ndarray, kept: float = KNOWN_KEPT) -> dict:
+    """Below which calibrated top-1 probability a clip is answered "unknown": the level that keeps `kept`
+    of dev's clips, all of which are signs the model knows (no unknown sign is needed to set it; how well
+    it separates unknown signs is measured in experiments/open_set.py)."""
+    return {"unknown_below": float(np.quantile(dev_probs.max(1), 1 - kept)), "unknown_score": "max_probability",
+            "known_kept_on_dev": kept}
+
+
+def unknown_threshold_of(config: dict) -> float:
+    """The model's "unknown" threshold on the calibrated top-1 probability (0.0: never unknown)."""
+    return float((config.get("calibration") or {}).get("unknown_below", 0.0))
+

@@ -315,17 +315,20 @@ def predict(checkpoint: Checkpoints,
         if "error" in r:
             typer.echo(f"{r['file']}: error: {r['error']}", err=True)
         elif not as_json:
-            typer.echo(f"{r['file']}: " + ", ".join(f"{g} {100 * p:.1f}%" for g, p in r["top"]))
+            answer = ", ".join(f"{g} {100 * p:.1f}%" for g, p in r["top"])
+            typer.echo(f"{r['file']}: " + (f"unknown (closest: {answer})" if r["unknown"] else answer))
     if csv_out:
         from .atomic import atomic_write
 
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")] + ["error"])
+                w.writerow(["file"] + [c for k in range(1, top + 1) for c in (f"gloss{k}", f"prob{k}")]
+                           + ["unknown", "error"])
                 for r in results:
                     cells = [v for g, p in r.get("top", []) for v in (g, f"{p:.4f}")]
-                    w.writerow([r["file"]] + cells + [""] * (2 * top - len(cells)) + [r.get("error", "")])
+                    unknown = "" if "error" in r else str(r["unknown"]).lower()
+                    w.writerow([r["file"]] + cells + [""] * (2 * top - len(cells)) + [unknown, r.get("error", "")])
         atomic_write(csv_out, write)
         record(csv_out)
         typer.echo(f"wrote {csv_out}")

@@ -24,7 +24,7 @@ from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
 from .model_card import card_text, without_front_matter
-from .calibration import temperature_of
+from .calibration import temperature_of, unknown_threshold_of
 from .atomic import committed
 from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
@@ -178,6 +178,8 @@ class Predictor:
         loaded = [load_scorer(c, engine) for c in checkpoints]
         self.models = [model for model, _, _ in loaded]
         self.temperatures = [temperature_of(cfg) for _, cfg, _ in loaded]  # calibrated on dev when fine-tuned
+        # Below this top-1 probability the answer is "unknown" (an ensemble: its members' mean threshold).
+        self.unknown_below = float(np.mean([unknown_threshold_of(cfg) for _, cfg, _ in loaded]))
         check_ensemble(checkpoints, [cfg for _, cfg, _ in loaded])
         self.cfg = loaded[0][1]
         self.engine = "onnx" if not isinstance(self.models[0], torch.nn.Module) else "torch"
@@ -230,7 +232,8 @@ class Predictor:
                 continue
             pr = probs[by_id[str(i)]]
             order = np.argsort(-pr, kind="stable")[:top]
-            results.append({"file": str(p), "top": [(self.glosses[k], float(pr[k])) for k in order]})
+            results.append({"file": str(p), "top": [(self.glosses[k], float(pr[k])) for k in order],
+                            "unknown": bool(pr[order[0]] < self.unknown_below)})
             if details:
                 results[-1].update(extra[by_id[str(i)]],
                                    timing={"extract_s": t1 - t0 if p in extracted else 0.0, "model_s": t2 - t1})

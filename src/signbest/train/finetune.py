@@ -20,7 +20,7 @@ from ..data.protocol import SplitConfig, load_manifest, selection_rule
 from ..eval.metrics import classification_metrics
 from ..model_card import write_model_card
 from ..models.best import ModelConfig
-from ..calibration import expected_calibration_error, fit_temperature, nll
+from ..calibration import expected_calibration_error, fit_temperature, nll, unknown_threshold
 from ..predict import build_classifier, predict_logits, softmax
 from . import distributed as dist_utils
 from ..atomic import committed
@@ -160,7 +160,8 @@ def calibrate_selected(out: Path, dev: SignDataset, bf16: bool) -> None:
     calibration = {"temperature": temperature, "fitted_on": "dev", "clips": len(labels),
                    "dev_ece_before": expected_calibration_error(softmax(logits), labels),
                    "dev_ece_after": expected_calibration_error(softmax(logits / temperature), labels),
-                   "dev_nll_before": nll(logits, labels, 1.0), "dev_nll_after": nll(logits, labels, temperature)}
+                   "dev_nll_before": nll(logits, labels, 1.0), "dev_nll_after": nll(logits, labels, temperature),
+                   **unknown_threshold(softmax(logits / temperature))}
     save_weights(model, out / SELECTED, {**config, "calibration": calibration})
 
 
