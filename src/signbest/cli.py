@@ -287,8 +287,8 @@ def predict(checkpoint: Checkpoints,
             top: Annotated[int, typer.Option(min=1, help="how many glosses to show")] = 5,
             as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON (exact probabilities)")] = False,
             engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False,
-          allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="a host name or address the page may be reached by, besides localhost (once per name)")] = None,
-          body_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds an upload may take to arrive")] = 30.0) -> None:
+            stream: Annotated[bool, typer.Option("--stream", help="each file is a long sequence: recognise the signs in it one after another (a timeline)")] = False,
+            timeline: Annotated[Optional[Path], typer.Option(help="with --stream, write the timeline here: .json, .csv or .vtt (subtitles)")] = None) -> None:
     """Top glosses with probabilities for new clips; a folder argument writes a CSV. Exit status 1 when
     any input failed (each is named with its problem)."""
     import csv
@@ -297,6 +297,8 @@ def predict(checkpoint: Checkpoints,
     from .inputs import expand_inputs
     from .predict import predict as run
 
+    if stream or timeline:
+        return _stream(checkpoint, files, engine, timeline)
     clips, strays, refused = expand_inputs(files)
     if not clips and not refused:
         raise ValueError(f"no pose files or videos in {', '.join(map(str, files))}"
@@ -336,6 +338,30 @@ def predict(checkpoint: Checkpoints,
     if failed:
         typer.echo(f"{failed} of {len(results)} inputs failed", err=True)
         raise SystemExit(1)
+
+
+def _stream(checkpoint: list[Path], files: list[Path], engine: str, timeline: Optional[Path]) -> None:
+    """`predict --stream`: the timeline of each long file."""
+    from .outputs import claim_file, record
+    from .predict import Predictor
+    from .stream import UNKNOWN, stream_file, write_timeline
+
+    if timeline and len(files) != 1:
+        raise ValueError(f"--timeline takes one file's timeline; {len(files)} files were given")
+    if timeline:
+        claim_file(timeline, [*files, *checkpoint])
+    predictor = Predictor(checkpoint, engine=engine)
+    for f in files:
+        result = stream_file(predictor, f)
+        typer.echo(f"{f}: {result['duration_s']:.1f} s, {len(result['timeline'])} segments, "
+                   f"{result['real_time_factor']:.1f}x real time")
+        for s in result["timeline"]:
+            typer.echo(f"  {s['start_s']:7.2f} - {s['end_s']:7.2f} s  {s['gloss']}"
+                       + ("" if s["gloss"] == UNKNOWN else f" {100 * s['confidence']:.0f}%"))
+        if timeline:
+            write_timeline(result, timeline)
+            record(timeline)
+            typer.echo(f"wrote {timeline}")
 
 
 @app.command()

@@ -1,0 +1,185 @@
+"""Continuous recognition: a long pose sequence (or video) -> a timeline of signs, with "unknown" gaps.
+
+A window of `window` frames slides over the sequence by `hop` frames; the classifier scores each window
+as it scores a pre-cut clip (the same frame sampling and calibration). A window whose calibrated top-1
+probability is under the model's "unknown" threshold is unknown. Runs of windows with the same answer
+become segments; a segment shorter than `min_windows` windows is dropped (a passing guess between
+signs), and the timeline is the list of segments: start, end (seconds), gloss, mean confidence.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data.cache import ARRAYS
+from .data.dataset import pad_item, sample_frames
+from .predict import Predictor, ensemble_logits, softmax
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class StreamConfig:
+    window: int = 48  # frames per window (about 2 s at 25 fps: one sign and a little of its neighbours)
+    hop: int = 6  # frames between window starts
+    min_windows: int = 3  # a segment needs at least this many consecutive windows with its answer
+    smooth: int = 1  # each window's probabilities averaged with its neighbours' (this many in all; odd)
+
+    def __post_init__(self):
+        if self.window < 2 or self.hop < 1 or self.min_windows < 1 or self.smooth < 1 or self.smooth % 2 == 0:
+            raise ValueError(f"stream window must be >= 2 frames, hop >= 1, min_windows >= 1, smooth odd; got {self}")
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+    gloss: str  # UNKNOWN where no sign was recognised with enough confidence
+    confidence: float  # mean top-1 probability of its windows
+    windows: int
+
+
+class _Windows:
+    """Window items of one clip's normalised arrays, as `predict_logits` reads a dataset."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], starts: list[int], cfg: StreamConfig, num_frames: int, sampling: str):
+        self.arrays, self.starts, self.cfg = arrays, starts, cfg
+        self.num_frames, self.sampling = num_frames, sampling
+        self.window, self.mirror = 0.5, False  # the views' settings (one view here)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int):
+        start = self.starts[i]
+        piece = {k: v[start:start + self.cfg.window] for k, v in self.arrays.items()}
+        idx = sample_frames(len(piece["body"]), self.num_frames, False, None, 0.5, self.sampling)
+        return pad_item({k: v[idx] for k, v in piece.items()}, self.num_frames, 0, i)
+
+
+def window_starts(length: int, cfg: StreamConfig) -> list[int]:
+    """Starts of the windows over `length` frames; a sequence shorter than a window is one window."""
+    last = max(length - cfg.window, 0)
+    starts = list(range(0, last + 1, cfg.hop))
+    return starts if starts[-1] == last else starts + [last]
+
+
+def window_probabilities(predictor: Predictor, arrays: dict[str, np.ndarray], cfg: StreamConfig) -> tuple[list[int], np.ndarray]:
+    """(window starts, calibrated probabilities (W, C)) of a normalised sequence."""
+    starts = window_starts(len(arrays["body"]), cfg)
+    windows = _Windows(arrays, starts, cfg, predictor.cfg["finetune"]["num_frames"], predictor.cfg["finetune"]["sampling"])
+    logits = ensemble_logits(predictor.models, windows, 64, 1, False, predictor.temperatures)
+    return starts, softmax(logits)
+
+
+def smoothed(probs: np.ndarray, width: int) -> np.ndarray:
+    """Moving average over `width` neighbouring windows (fewer at the ends): one window's flicker between
+    two glosses no longer splits a sign."""
+    if width == 1:
+        return probs
+    half = width // 2
+    padded = np.concatenate([np.zeros((1, probs.shape[1])), np.cumsum(probs, 0)])
+    lo = np.clip(np.arange(len(probs)) - half, 0, len(probs))
+    hi = np.clip(np.arange(len(probs)) + half + 1, 0, len(probs))
+    return (padded[hi] - padded[lo]) / (hi - lo)[:, None]
+
+
+def segments(starts: list[int], probs: np.ndarray, glosses: list[str], unknown_below: float, fps: float,
+             cfg: StreamConfig, length: int) -> list[Segment]:
+    """Runs of windows with one answer -> segments. A window stands for the `hop` frames around its centre,
+    so segments tile the sequence without overlapping."""
+    probs = smoothed(probs, cfg.smooth)
+    answers = [glosses[k] if p[k] >= unknown_below else UNKNOWN for p, k in zip(probs, probs.argmax(1))]
+    centres = [s + min(cfg.window, length) / 2 for s in starts]
+    runs, begin = [], 0
+    for i in range(1, len(answers) + 1):
+        if i == len(answers) or answers[i] != answers[begin]:
+            runs.append((begin, i))
+            begin = i
+    # Short runs are passing guesses: they become unknown, then neighbours with one answer merge again.
+    needed = min(cfg.min_windows, len(answers))  # a sequence of one short sign has fewer windows than that
+    answers = [UNKNOWN if e - b < needed else answers[b] for b, e in runs for _ in range(b, e)]
+    out: list[Segment] = []
+    for i, answer in enumerate(answers):
+        lo = 0.0 if i == 0 else (centres[i - 1] + centres[i]) / 2
+        hi = float(length) if i == len(answers) - 1 else (centres[i] + centres[i + 1]) / 2
+        confidence = float(probs[i].max())
+        if out and out[-1].gloss == answer:
+            last = out[-1]
+            last.confidence = (last.confidence * last.windows + confidence) / (last.windows + 1)
+            last.end_s, last.windows = hi / fps, last.windows + 1
+        else:
+            out.append(Segment(lo / fps, hi / fps, answer, confidence, 1))
+    return out
+
+
+def stream_file(predictor: Predictor, path: Path, cfg: StreamConfig | None = None) -> dict:
+    """The timeline of one long pose file or video, and how fast it was made."""
+    import time
+
+    from .inputs import extract_videos
+    from .pose import normalize, read_pose
+    from .video.holistic import VIDEO_SUFFIXES
+
+    cfg = cfg or StreamConfig()
+    path = Path(path)
+    started = time.perf_counter()
+    extract_s = 0.0
+    pose_path = path
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory()
+        poses, errors = extract_videos([path], Path(tmp.name))
+        if errors:
+            raise ValueError(f"{path}: {errors[path]}")
+        pose_path = poses[path]
+        extract_s = time.perf_counter() - started
+    sequence = read_pose(pose_path)
+    unit = normalize(sequence)
+    arrays = {k: getattr(unit, k) for k in ARRAYS}  # as the preprocessing cache holds a clip
+    model_start = time.perf_counter()
+    starts, probs = window_probabilities(predictor, arrays, cfg)
+    timeline = segments(starts, probs, predictor.glosses, predictor.unknown_below, sequence.fps, cfg, len(arrays["body"]))
+    model_s = time.perf_counter() - model_start
+    duration = len(arrays["body"]) / sequence.fps
+    return {"file": str(path), "frames": len(arrays["body"]), "fps": sequence.fps, "duration_s": duration,
+            "windows": len(starts), "extract_s": extract_s, "model_s": model_s,
+            "real_time_factor": duration / max(extract_s + model_s, 1e-9),
+            "timeline": [asdict(s) for s in timeline]}
+
+
+def write_timeline(result: dict, out: Path) -> None:
+    """A timeline as .json (everything), .csv (one row per segment) or .vtt (WebVTT subtitles: signs only)."""
+    from .atomic import atomic_write
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".csv", ".vtt"):
+        raise ValueError(f"{out}: a timeline is written as .json, .csv or .vtt")
+
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            if suffix == ".json":
+                json.dump(result, f, indent=1)
+            elif suffix == ".csv":
+                w = csv.writer(f)
+                w.writerow(["start_s", "end_s", "gloss", "confidence"])
+                for s in result["timeline"]:
+                    w.writerow([f"{s['start_s']:.2f}", f"{s['end_s']:.2f}", s["gloss"], f"{s['confidence']:.4f}"])
+            else:
+                f.write("WEBVTT\n\n")
+                cues = [s for s in result["timeline"] if s["gloss"] != UNKNOWN]
+                for i, s in enumerate(cues, 1):
+                    f.write(f"{i}\n{_vtt_time(s['start_s'])} --> {_vtt_time(s['end_s'])}\n"
+                            f"{s['gloss']} ({100 * s['confidence']:.0f}%)\n\n")
+    atomic_write(out, write)
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
