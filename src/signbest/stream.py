@@ -24,9 +24,10 @@ UNKNOWN = "unknown"
 
 @dataclass
 class StreamConfig:
-    window: int = 48  # frames per window (about 2 s at 25 fps: one sign and a little of its neighbours)
+    # Defaults chosen on WLASL100 dev sequences (lowest word error rate; experiments/stream_wlasl.py).
+    window: int = 32  # frames per window (1.3 s at 25 fps: about one sign)
     hop: int = 6  # frames between window starts
-    min_windows: int = 3  # a segment needs at least this many consecutive windows with its answer
+    min_windows: int = 5  # a segment needs at least this many consecutive windows with its answer (1.2 s)
     smooth: int = 1  # each window's probabilities averaged with its neighbours' (this many in all; odd)
 
     def __post_init__(self):
