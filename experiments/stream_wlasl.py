@@ -5,7 +5,8 @@
 
 Clips of a split are shuffled (seeded) and joined ten at a time, in normalised-unit space (each clip keeps
 its own normalisation: a new person or camera every clip, harder than one signer's sentence). The window
-settings are chosen on dev sequences (lowest word error rate); val sequences report:
+and decoding settings are chosen on dev sequences (the best mean of sequence accuracy, clips found and
+boundary F1); val sequences report:
 - WER: edit distance between the recognised gloss sequence (unknown gaps left out) and the true one,
   over the true length;
 - clips found: the segment at a clip's centre frame names its gloss;
@@ -29,6 +30,14 @@ from signbest.stream import UNKNOWN, StreamConfig, segments, window_probabilitie
 
 FPS = 25.0  # WLASL100's keypoints are at 25 fps
 GRID = [StreamConfig(window=w, hop=6, min_windows=m, smooth=k) for w in (32, 48) for m in (3, 5, 7) for k in (1, 3, 5)]
+GRID += [StreamConfig(window=w, hop=6, min_windows=m, switch_penalty=p) for w in (32, 48) for m in (1, 3, 5)
+         for p in (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)]
+
+
+def balanced(r: dict) -> float:
+    """What dev chooses by: the mean of sequence accuracy (100 - WER), clips found and boundary F1, so
+    that no one of them is bought with the others."""
+    return (100 - r["wer"] + r["clips_found"] + r["boundary_f1"]) / 3
 
 
 def edit_distance(a: list[str], b: list[str]) -> int:
@@ -123,11 +132,11 @@ def main() -> None:
     sets = {split: SignDataset(manifest, split, num_frames=cfg["finetune"]["num_frames"],
                                sampling=cfg["finetune"]["sampling"], progress=False) for split in ("dev", "val")}
     dev = sequences(sets["dev"], args.per, args.seed)
-    grid = {f"window {c.window}, hop {c.hop}, min {c.min_windows}, smooth {c.smooth}": (c, score(predictor, dev, c))
-            for c in GRID}
+    grid = {f"window {c.window}, hop {c.hop}, min {c.min_windows}, smooth {c.smooth}, switch {c.switch_penalty:g}":
+            (c, score(predictor, dev, c)) for c in GRID}
     for name, (_, r) in grid.items():
         print(f"dev  {name}: WER {r['wer']:.1f}, clips found {r['clips_found']:.1f}, boundary F1 {r['boundary_f1']:.1f}")
-    name, (chosen, _) = min(grid.items(), key=lambda kv: kv[1][1]["wer"])
+    name, (chosen, _) = max(grid.items(), key=lambda kv: balanced(kv[1][1]))
     val = score(predictor, sequences(sets["val"], args.per, args.seed), chosen)
     result = {"chosen_on_dev": name, "val": val, "val_isolated_accuracy": isolated(predictor, sets["val"]),
               "dev": {k: r for k, (_, r) in grid.items()}}

@@ -72,3 +72,12 @@ def test_stream_a_long_file_and_write_its_timeline(synth_dir, tmp_path):
     assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == sum(s["gloss"] != UNKNOWN for s in result["timeline"])
     with pytest.raises(ValueError, match=r"\.json, \.csv or \.vtt"):
         write_timeline(result, tmp_path / "t.txt")
+
+
+def test_the_viterbi_decoder_pays_for_each_change():
+    from signbest.stream import viterbi
+
+    probs = blocks((5, 0, 0.9), (1, 1, 0.6), (5, 0, 0.9), (4, 2, 0.3))
+    assert list(viterbi(probs, 0.5, 0.01)) == [0] * 5 + [1] + [0] * 5 + [3] * 4  # cheap changes: each window's own
+    assert list(viterbi(probs, 0.5, 1.0)) == [0] * 11 + [3] * 4  # the one-window flicker costs more than it gains
+    assert list(viterbi(probs, 0.1, 1.0))[-1] == 0  # with a lower threshold the doubtful end stays a sign

@@ -1,10 +1,10 @@
 """Continuous recognition: a long pose sequence (or video) -> a timeline of signs, with "unknown" gaps.
 
 A window of `window` frames slides over the sequence by `hop` frames; the classifier scores each window
-as it scores a pre-cut clip (the same frame sampling and calibration). A window whose calibrated top-1
-probability is under the model's "unknown" threshold is unknown. Runs of windows with the same answer
-become segments; a segment shorter than `min_windows` windows is dropped (a passing guess between
-signs), and the timeline is the list of segments: start, end (seconds), gloss, mean confidence.
+as it scores a pre-cut clip (the same frame sampling and calibration). A Viterbi pass then labels every
+window with a gloss or "unknown" (scored as if its probability were the model's threshold), paying
+`switch_penalty` for each change, so one window's flicker does not split a sign; runs of windows with one
+label become segments (start, end in seconds, gloss, mean confidence), the timeline.
 """
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ UNKNOWN = "unknown"
 
 @dataclass
 class StreamConfig:
-    # Defaults chosen on WLASL100 dev sequences (lowest word error rate; experiments/stream_wlasl.py).
-    window: int = 32  # frames per window (1.3 s at 25 fps: about one sign)
+    # Defaults chosen on WLASL100 dev sequences (experiments/stream_wlasl.py, docs/recognition.md).
+    window: int = 48  # frames per window (about 2 s at 25 fps: one sign and a little of its neighbours)
     hop: int = 6  # frames between window starts
-    min_windows: int = 5  # a segment needs at least this many consecutive windows with its answer (1.2 s)
+    min_windows: int = 1  # a segment needs at least this many consecutive windows with its answer
     smooth: int = 1  # each window's probabilities averaged with its neighbours' (this many in all; odd)
+    switch_penalty: float = 16.0  # > 0: decode with a Viterbi pass that pays this (in log-probability) per
+    #   change of answer, instead of taking each window's own answer (0); runs shorter than min_windows go
 
     def __post_init__(self):
         if self.window < 2 or self.hop < 1 or self.min_windows < 1 or self.smooth < 1 or self.smooth % 2 == 0:
@@ -89,12 +91,36 @@ def smoothed(probs: np.ndarray, width: int) -> np.ndarray:
     return (padded[hi] - padded[lo]) / (hi - lo)[:, None]
 
 
+def viterbi(probs: np.ndarray, unknown_below: float, penalty: float) -> np.ndarray:
+    """The label sequence (class index, or C for unknown) maximising the sum of log-probabilities minus
+    `penalty` per change of label. Unknown scores as if its probability were the threshold, so a window
+    alone prefers it exactly when no gloss reaches the threshold."""
+    scores = np.log(np.concatenate([probs, np.full((len(probs), 1), max(unknown_below, 1e-6))], 1) + 1e-12)
+    best = scores[0].copy()
+    back = np.zeros(scores.shape, np.int64)
+    for t in range(1, len(scores)):
+        leader = int(best.argmax())
+        switch = best[leader] - penalty
+        stay = best >= switch
+        back[t] = np.where(stay, np.arange(scores.shape[1]), leader)
+        best = np.where(stay, best, switch) + scores[t]
+    labels = np.empty(len(scores), np.int64)
+    labels[-1] = int(best.argmax())
+    for t in range(len(scores) - 1, 0, -1):
+        labels[t - 1] = back[t, labels[t]]
+    return labels
+
+
 def segments(starts: list[int], probs: np.ndarray, glosses: list[str], unknown_below: float, fps: float,
              cfg: StreamConfig, length: int) -> list[Segment]:
     """Runs of windows with one answer -> segments. A window stands for the `hop` frames around its centre,
     so segments tile the sequence without overlapping."""
     probs = smoothed(probs, cfg.smooth)
-    answers = [glosses[k] if p[k] >= unknown_below else UNKNOWN for p, k in zip(probs, probs.argmax(1))]
+    if cfg.switch_penalty > 0:
+        labels = viterbi(probs, unknown_below, cfg.switch_penalty)
+        answers = [UNKNOWN if k == len(glosses) else glosses[k] for k in labels]
+    else:
+        answers = [glosses[k] if p[k] >= unknown_below else UNKNOWN for p, k in zip(probs, probs.argmax(1))]
     centres = [s + min(cfg.window, length) / 2 for s in starts]
     runs, begin = [], 0
     for i in range(1, len(answers) + 1):
