@@ -19,7 +19,7 @@ import torch
 
 from bench_common import fake_clips, median_seconds
 from signbest.config import load_config
-from signbest.export import OnnxClassifier, export_graph, make_session, onnx_inputs
+from signbest.export import export_graph, make_session, onnx_inputs
 from signbest.models.gcn import reuse_merged_weights
 from signbest.predict import build_classifier, load_classifier, predict_logits
 from signbest.runtime import bf16_supported
