@@ -109,9 +109,14 @@ class SignDataset(Dataset):
         self.rows = np.array([position[c.clip_id] for c in self.clips], dtype=np.int64)
         self.glosses = full.glosses
         self.labelled = full.labelled
-        self.num_frames, self.train, self.sampling, self.crop = num_frames, train, sampling, crop
+        self.num_frames = num_frames  # frames per item, padded
+        self.train = train  # random frames and augmentation (else: centred windows, no augmentation)
+        self.sampling = sampling
+        self.crop = crop
         self.augment = augment if augment is not None else (AugmentConfig() if train else None)
-        self.seed, self.epoch, self.noise_dim = seed, 0, noise_dim
+        self.seed = seed
+        self.epoch = 0  # see set_epoch
+        self.noise_dim = noise_dim  # > 0: each item carries this many uniform numbers per frame for masking
         self.window = 0.5  # test-time window position, see sample_frames
         self.mirror = False  # test-time: the clip as if the video were mirrored (see mirror_clip)
         if not self.clips:

@@ -32,8 +32,8 @@ class DeviceBatches:
                     (first.num_frames, first.train, first.sampling, first.crop, first.augment, first.noise_dim):
                 raise ValueError("DeviceBatches: the datasets differ in sampling or augmentation settings")
         self.device = torch.device(device)
-        self.num_frames, self.train, self.sampling, self.crop = first.num_frames, first.train, first.sampling, first.crop
-        self.augment, self.noise_dim, self.seed, self.window = first.augment, first.noise_dim, first.seed, first.window
+        for name in ("num_frames", "train", "sampling", "crop", "augment", "noise_dim", "seed", "window"):
+            setattr(self, name, getattr(first, name))  # the settings of the sets it batches (all alike)
         arrays, starts, lengths, labels, base = {k: [] for k in ARRAYS}, [], [], [], 0
         for s in sets:
             for k in ARRAYS:

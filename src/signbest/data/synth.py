@@ -70,16 +70,16 @@ def make_signs(num_classes: int, rng: np.random.Generator) -> list[SignSpec]:
     for i in order:
         if len(signs) >= num_classes:
             break
-        hs, loc, mov, ori, two = space[i]
+        handshape, location, movement, orientation, two_hands = space[i]
         paired = len(signs) + 1 < num_classes and rng.random() < 0.8
         change = paired or rng.random() < 0.25
-        end = int(rng.integers(len(HANDSHAPES))) if change else hs
-        if paired and (end == hs and mov in SYMMETRIC_MOVEMENTS):
-            end = (hs + 1 + int(rng.integers(len(HANDSHAPES) - 1))) % len(HANDSHAPES)
-        sign = SignSpec(hs, end, loc, mov, ori, two)
+        end = int(rng.integers(len(HANDSHAPES))) if change else handshape
+        if paired and (end == handshape and movement in SYMMETRIC_MOVEMENTS):
+            end = (handshape + 1 + int(rng.integers(len(HANDSHAPES) - 1))) % len(HANDSHAPES)
+        sign = SignSpec(handshape, end, location, movement, orientation, two_hands)
         signs.append(sign)
         if paired:
-            signs.append(SignSpec(hs, end, loc, mov, ori, two, reverse=True))
+            signs.append(SignSpec(handshape, end, location, movement, orientation, two_hands, reverse=True))
     return signs
 
 

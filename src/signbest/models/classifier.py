@@ -32,7 +32,9 @@ class HeadConfig:
 class SignClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig, num_classes: int, head: HeadConfig | None = None):
         super().__init__()
-        self.cfg, self.head_cfg, self.num_classes = cfg, head or HeadConfig(), num_classes
+        self.cfg = cfg
+        self.head_cfg = head or HeadConfig()
+        self.num_classes = num_classes
         self.encoder = BESTEncoder(cfg)
         dp = cfg.part_dim
         if self.head_cfg.kind == "attention":

@@ -72,7 +72,10 @@ class Stage:
     ddp_kwargs: dict = {}
 
     def __init__(self, model: torch.nn.Module, config: dict, loop: Loop, info: DistInfo):
-        self.model, self.config, self.loop, self.info = model, config, loop, info
+        self.model = model
+        self.config = config  # saved with every checkpoint
+        self.loop = loop
+        self.info = info  # device, rank and world size
 
     def optimizer(self) -> torch.optim.Optimizer: raise NotImplementedError
     def schedule(self, steps_per_epoch: int) -> Schedule: raise NotImplementedError
@@ -94,7 +97,10 @@ class Stage:
 def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: bool = False, inputs=()) -> dict:
     """Train `stage` into `out`, resuming its checkpoint; returns the last epoch's metrics. `inputs`: the
     folders the stage reads besides its manifests (never written over, see `outputs`)."""
-    info, loop, model, out = stage.info, stage.loop, stage.model, Path(out)
+    info = stage.info
+    loop = stage.loop
+    model = stage.model
+    out = Path(out)
     if info.main:
         fingerprint.claim(out, fp, overwrite, inputs)
     dist_utils.barrier(info)
