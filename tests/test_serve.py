@@ -38,7 +38,7 @@ def model(synth_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
+def server(model, synth_dir, tmp_path_factory):
     """The app on a free 127.0.0.1 port in a background thread; its temporary files go to a private folder."""
     import uvicorn
 
@@ -50,8 +50,10 @@ def server(model, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    from signbest.serve import load_examples
+
     app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]), allowed_hosts=("signs.example",),
-                     body_timeout_s=1.0)
+                     body_timeout_s=1.0, examples=load_examples(synth_dir / "manifest.csv", limit=3))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -252,6 +254,23 @@ def test_favicon_and_what_the_page_is_told(server):
     assert health["video"] == (importlib.util.find_spec("mediapipe") is not None)
 
 
+def test_examples_are_offered_and_answered(server, model, synth_dir):
+    from signbest.data import read_manifest
+
+    url, _ = server
+    offered = json.loads(urllib.request.urlopen(url + "/api/examples").read())["examples"]
+    test_clips = [c for c in read_manifest(synth_dir / "manifest.csv").clips if c.split == "test"]
+    assert len(offered) == 3 and len({e["gloss"] for e in offered}) == 3  # one per sign first
+    first = next(c for c in test_clips if c.pose_file.name == offered[0]["name"])
+    with urllib.request.urlopen(urllib.request.Request(url + "/api/examples/0", b"", method="POST")) as r:
+        answer = json.loads(r.read())
+    assert answer["expected"] == first.gloss and answer["file"] == first.pose_file.name
+    assert [t["gloss"] for t in answer["top"]] == [g for g, _ in cli_predict(model, first.pose_file)]
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(urllib.request.Request(url + "/api/examples/9", b"", method="POST"))
+    assert missing.value.code == 404
+
+
 def test_the_page_fits_a_phone_screen(server, synth_dir):
     """375 px wide (a small phone): nothing wider than the screen, before and after a result."""
     sync_playwright = _browser()
@@ -261,8 +280,9 @@ def test_the_page_fits_a_phone_screen(server, synth_dir):
         page.goto(url + "/")
         page.wait_for_function("document.querySelector('#model').textContent.includes('glosses')")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
-        page.set_input_files("#file", str(sorted((synth_dir / "poses").glob("*.npz"))[0]))
+        page.click("#examples button")  # the first example, as a visitor without clips would
         page.wait_for_selector('body[data-state="done"] #top5 li', timeout=60_000)
+        assert "the example is" in page.inner_text("#status")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert page.evaluate("document.querySelector('#skeleton').getBoundingClientRect().right") <= 375
         browser.close()

@@ -117,7 +117,8 @@ def train(data: Annotated[Path, typer.Argument(help="your manifest CSV (columns:
                f"{m['per_instance_top5']:.1f}% ({m['clips']} clips), epoch {s['selected_epoch']}, {s['minutes']:.0f} min.\n"
                f"Model: {s['model']}  (report: {s['model']}/eval-test)\nNext:\n"
                f"  signbest predict --checkpoint {s['model']} CLIP.npz\n"
-               f"  signbest serve --checkpoint {s['model']} --tokenizer {s['tokenizer']}")
+               f"  signbest serve --checkpoint {s['model']} --tokenizer {s['tokenizer']} "
+               f"--examples {Path(s['model']).parent / 'splits.csv'}")
 
 
 @app.command()
@@ -138,4 +139,4 @@ def demo(out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/d
     typer.echo(f"Finished in {res['wall_s']:.0f} s. Table, plot (results.png), checkpoints and curves are in {res['out']}")
     if (Path(res["out"]) / "finetune-best").exists():
         typer.echo(f"Try the BEST model in a browser:\n  signbest serve --checkpoint {Path(res['out']) / 'finetune-best'} "
-                   f"--tokenizer {Path(res['out']) / 'tokenizer'}")
+                   f"--tokenizer {Path(res['out']) / 'tokenizer'} --examples {Path(res['out']) / 'data' / 'manifest.csv'}")

@@ -6,6 +6,8 @@
     GET  /api/card      {"card": Markdown}: the model card (what it recognises, its data, figures and limits)
     POST /api/predict   multipart field `file` -> top-5, the normalised units the model saw, token ids, times
 
+    GET  /api/examples  {"examples": [{"name", "gloss"}]}: clips the server offers to try (`--examples`)
+    POST /api/examples/N  the answer for example N, as /api/predict gives it, with "expected" (its gloss)
     GET  /favicon.ico   the page's icon (SVG)
 
 Safe by default: the CLI binds to 127.0.0.1 and answers only requests addressed to a local name (the Host
@@ -90,9 +92,35 @@ class HostAllowList:
         await self.app(scope, receive, send)
 
 
+def load_examples(source: str | Path | None, limit: int = 8) -> list[dict]:
+    """Example clips for the page: the test (else val, else any) clips of a manifest, one per gloss as far
+    as they go, or the pose files of a folder. Each: name, path, and the gloss when the manifest has it."""
+    if source is None:
+        return []
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in POSE_SUFFIXES)[:limit]
+        return [{"name": p.name, "path": p, "gloss": None} for p in files]
+    from ..data import read_manifest
+
+    manifest = read_manifest(source)
+    splits = {c.split for c in manifest.clips}
+    split = next((s for s in ("test", "val") if s in splits), None)
+    clips = [c for c in manifest.clips if split is None or c.split == split]
+    chosen, seen = [], set()
+    for clip in clips:  # one clip per gloss first, so the examples show different signs
+        if clip.gloss not in seen:
+            seen.add(clip.gloss)
+            chosen.append(clip)
+    chosen = (chosen + [c for c in clips if c not in chosen])[:limit]
+    return [{"name": c.pose_file.name, "path": c.pose_file, "gloss": c.gloss if manifest.labelled else None}
+            for c in chosen]
+
+
 def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: str = "",
-               allowed_hosts: tuple[str, ...] = (), body_timeout_s: float = 30.0):
-    """The app; `allowed_hosts` are accepted besides the local names (LOCAL_HOSTS)."""
+               allowed_hosts: tuple[str, ...] = (), body_timeout_s: float = 30.0, examples: list[dict] = ()):
+    """The app; `allowed_hosts` are accepted besides the local names (LOCAL_HOSTS); `examples` (see
+    `load_examples`) are offered on the page."""
     limit = int(max_upload_mb * 2**20)
     allowed = POSE_SUFFIXES | VIDEO_SUFFIXES
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
@@ -154,10 +182,26 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
         return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
 
+    async def example_list(request: Request) -> Response:
+        return JSONResponse({"examples": [{"name": e["name"], "gloss": e["gloss"]} for e in examples]})
+
+    async def example(request: Request) -> Response:
+        index = request.path_params["index"]
+        if not 0 <= index < len(examples):
+            return _error(404, f"there is no example {index} (the server has {len(examples)})")
+        chosen = examples[index]
+        result = (await run_in_threadpool(predictor, [chosen["path"]], 5, 64, True))[0]
+        result = {**result, "file": chosen["name"], "expected": chosen["gloss"]}
+        if "error" in result:
+            return _error(422, result["error"].replace(str(chosen["path"]), chosen["name"]))
+        result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
+        return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
+
     async def favicon(request: Request) -> Response:
         return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
-    routes = [Route("/", index), Route("/favicon.ico", favicon), Route("/favicon.svg", favicon), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card),
+    routes = [Route("/", index), Route("/favicon.ico", favicon), Route("/favicon.svg", favicon), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card), Route("/api/examples", example_list),
+              Route("/api/examples/{index:int}", example, methods=["POST"]),
               Route("/api/predict", predict, methods=["POST"])]
     return HostAllowList(Starlette(routes=routes), (*LOCAL_HOSTS, *allowed_hosts))
 
