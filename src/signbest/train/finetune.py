@@ -23,7 +23,7 @@ from ..models.best import ModelConfig
 from ..calibration import expected_calibration_error, fit_temperature, nll, unknown_threshold
 from ..predict import build_classifier, predict_logits, softmax
 from . import distributed as dist_utils
-from ..atomic import committed
+from ..atomic import committed, recover_folder
 from ..checkpoint import load_weights, save_weights
 from ..data.batches import epoch_batches, num_batches
 from .engine import Loop, Schedule, Stage, decay_groups, fit, make_adam
@@ -149,6 +149,7 @@ def calibrate_selected(out: Path, dev: SignDataset, bf16: bool) -> None:
     """Fit the selected model's temperature on dev (once) and store it, with dev's ECE before and after, in
     the selected model's config. Dev chose the epoch too, so its ECE after is optimistic; evaluate reports
     the calibration on the split it reads."""
+    recover_folder(out / SELECTED)  # a kill in this commit (below) is finished or undone before it is read
     weights, config = load_weights(committed(out / SELECTED))
     if "calibration" in config:
         return
