@@ -26,7 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--splits", nargs="+", default=["dev", "val"])
+    ap.add_argument("--splits", default="dev,val", help="comma-separated splits, e.g. val")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     loaded = [load_classifier(r) for r in args.runs]
@@ -34,7 +34,8 @@ def main() -> None:
     cfg = loaded[0][1]
     manifest = load_manifest(args.data, SplitConfig(**cfg["split"]))
     figures = {}
-    for split in args.splits:
+    splits = args.splits.split(",")
+    for split in splits:
         ds = SignDataset(manifest, split, num_frames=cfg["finetune"]["num_frames"], sampling=cfg["finetune"]["sampling"],
                          progress=False)
         members = {f"seed run {i}": [model] for i, (model, _) in enumerate(loaded)}
@@ -49,7 +50,7 @@ def main() -> None:
                 figures[f"{split}|{name}|{windows}|{mirror}"] = {"top1": top1, "ms_per_clip": 1000 * seconds / len(ds)}
     print("| split | models | " + " | ".join(f"{w} win{' + mirror' if m else ''}" for w, m in SETTINGS) + " |")
     print("|---|---|" + "---|" * len(SETTINGS))
-    for split in args.splits:
+    for split in splits:
         names = sorted({k.split("|")[1] for k in figures if k.startswith(split + "|")})
         for name in names:
             cells = [figures[f"{split}|{name}|{w}|{m}"]["top1"] for w, m in SETTINGS]

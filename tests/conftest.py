@@ -34,6 +34,17 @@ def synth_dir(tmp_path_factory) -> Path:
     return out
 
 
+def full_probabilities(predictor, files) -> np.ndarray:
+    """(N, C) probabilities a `Predictor` gives the files, every gloss, in the model's label order."""
+    results = predictor(files, top=len(predictor.glosses))
+    order = {g: k for k, g in enumerate(predictor.glosses)}
+    probs = np.zeros((len(files), len(order)))
+    for row, r in zip(probs, results):
+        for gloss, p in r["top"]:
+            row[order[gloss]] = p
+    return probs
+
+
 def write_holistic_npz(path: Path, t: int = 10, seed: int = 0, **override) -> Path:
     """A small MediaPipe Holistic npz in the shared schema with plausible joints."""
     rng = np.random.default_rng(seed)

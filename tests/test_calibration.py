@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from signbest.calibration import calibration_bins, expected_calibration_error, fit_temperature, nll
+from conftest import full_probabilities
 from signbest.predict import softmax
 
 
@@ -50,7 +51,16 @@ def test_finetuning_stores_a_temperature_and_evaluate_reports_calibration(synth_
     cal = config["calibration"]
     assert cal["fitted_on"] == "dev" and 0.05 <= cal["temperature"] <= 20
     assert cal["dev_nll_after"] <= cal["dev_nll_before"] + 1e-9  # what the temperature minimises
-    assert Predictor(out).temperatures == [cal["temperature"]]
+    predictor = Predictor(out)
+    assert predictor.temperatures == [cal["temperature"]]
+    files = sorted((synth_dir / "poses").glob("*.npz"))[:6]
+    calibrated = full_probabilities(predictor, files)
+    predictor.temperatures = [1.0]
+    plain = full_probabilities(predictor, files)
+    # The answers use the temperature: T < 1 sharpens every clip's top probability, T > 1 softens it.
+    sharper = calibrated.max(1) > plain.max(1)
+    assert sharper.all() if cal["temperature"] < 1 else (~sharper).all()
+    assert (calibrated.argmax(1) == plain.argmax(1)).all()
     result = evaluate(out, synth_dir / "manifest.csv", "test")
     assert result["calibration"]["temperature"] == cal["temperature"]
     assert {"ece_before", "ece_after"} <= set(result["calibration"])

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import full_probabilities
+
 
 @pytest.fixture(scope="module")
 def runs(synth_dir, tmp_path_factory):
@@ -18,16 +20,6 @@ def runs(synth_dir, tmp_path_factory):
         finetune(load_config("tiny", ["finetune.epochs=3", f"finetune.seed={seed}"]), synth_dir / "manifest.csv",
                  out / f"seed{seed}", progress=False)
     return [out / "seed0", out / "seed1"]
-
-
-def full_probabilities(predictor, files) -> np.ndarray:
-    results = predictor(files, top=len(predictor.glosses))
-    order = {g: k for k, g in enumerate(predictor.glosses)}
-    probs = np.zeros((len(files), len(order)))
-    for row, r in zip(probs, results):
-        for gloss, p in r["top"]:
-            row[order[gloss]] = p
-    return probs
 
 
 def test_an_ensemble_averages_its_members_probabilities(runs, synth_dir):

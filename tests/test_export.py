@@ -3,13 +3,14 @@ every fine-tuned run folder has a model card; exports never replace a user's fil
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import shared
+from conftest import full_probabilities, shared
 
 pytest.importorskip("onnxruntime", reason="the export tests need the onnx extra (pip install -e '.[onnx]')")
 pytest.importorskip("onnxscript", reason="the export tests need the onnx extra (pip install -e '.[onnx]')")
@@ -50,14 +51,7 @@ def fp32_probabilities(run: Path, files: list[Path]) -> np.ndarray:
 def onnx_probabilities(path: Path, files: list[Path]) -> np.ndarray:
     from signbest.predict import Predictor
 
-    predictor = Predictor(path, engine="onnx")
-    results = predictor(files, top=len(predictor.glosses))
-    order = {g: k for k, g in enumerate(predictor.glosses)}
-    probs = np.zeros((len(files), len(order)))
-    for row, r in zip(probs, results):
-        for gloss, p in r["top"]:
-            row[order[gloss]] = p
-    return probs
+    return full_probabilities(Predictor(path, engine="onnx"), files)
 
 
 def test_export_matches_torch_on_synthetic_clips(run, exported, synth_dir):
@@ -119,6 +113,15 @@ def test_engine_rules(run, exported, tmp_path):
     with pytest.raises(ValueError, match="with --engine onnx"):
         Predictor(exported[0], engine="torch")
     assert Predictor(run, engine="onnx").engine == "onnx"  # a run folder means its model.onnx
+    weights = run / "selected" / "model.safetensors"
+    before = weights.stat().st_mtime
+    later = exported[0].stat().st_mtime + 60
+    os.utime(weights, (later, later))  # the run trained again after the export
+    try:
+        with pytest.raises(ValueError, match="exported before the run's current model"):
+            Predictor(run, engine="onnx")
+    finally:
+        os.utime(weights, (before, before))
     (tmp_path / "other.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="other.onnx: not a readable ONNX model"):
         Predictor(tmp_path / "other.onnx")
@@ -135,6 +138,15 @@ def test_export_never_replaces_a_users_file(run, tmp_path):
     assert mine.read_text() == "a user's model"
     with pytest.raises(ValueError, match="ends in .onnx"):
         export_onnx(run, tmp_path / "model.bin")
+    ours = run / "model.onnx"  # a user's file under the name export uses inside the run folder
+    ours.rename(tmp_path / "exported.onnx")
+    ours.write_text("a user's model")
+    try:
+        with pytest.raises(OutputError, match="not written by signbest"):
+            export_onnx(run, ours)
+        assert ours.read_text() == "a user's model"
+    finally:
+        (tmp_path / "exported.onnx").replace(ours)
 
 
 def test_every_finetuned_run_has_a_model_card(run, synth_dir):
@@ -144,12 +156,15 @@ def test_every_finetuned_run_has_a_model_card(run, synth_dir):
     cfg = json.loads((run / "selected" / "config.json").read_text())
     assert card.startswith("---\nlibrary_name: signbest")
     assert all(f"`{g}`" in card for g in cfg["glosses"])
-    assert f"Epoch {cfg['selected_epoch']} of 3" in card and "Not calibrated" in card
+    assert f"Epoch {cfg['selected_epoch']} of 3" in card
+    assert f"Temperature {cfg['calibration']['temperature']:.3f}, fitted on dev" in card
+    assert f"below a calibrated top-1 probability of {cfg['calibration']['unknown_below']:.2f}" in card
     assert "| train |" in card and "made by:" in card
     evaluate(run, synth_dir / "manifest.csv", "test")
     card = (run / "README.md").read_text()
     results = json.loads((run / "eval-test" / "results.json").read_text())
     assert f"| test of `manifest.csv` | {results['pose']['per_instance_top1']:.2f} |" in card
+    assert f"On test: {results['calibration']['ece_before']:.1f}% -> {results['calibration']['ece_after']:.1f}%." in card
 
 
 def test_a_users_readme_is_kept(run, caplog):

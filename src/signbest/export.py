@@ -82,7 +82,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"{out}: an exported model's file name ends in .onnx")
-    claim_file(out, [checkpoint], own_kinds=("finetune",))  # RUN/model.onnx is where predict looks
+    claim_file(out, [checkpoint])  # replaces only an export signbest wrote; RUN/model.onnx is where predict looks
     model, cfg = load_classifier(checkpoint)  # float32, as trained
     proto = export_graph(model, cfg["finetune"]["num_frames"])
     summary = card_summary(cfg)

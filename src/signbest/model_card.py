@@ -42,7 +42,23 @@ def card_summary(config: dict) -> dict:
             "selection_note": rule.get("why", ""), "dev": {k[4:]: v for k, v in selection.items() if k.startswith("dev_")},
             "model": {k: config["model"][k] for k in ("part_dim", "layers", "heads", "ffn")},
             "num_frames": config["finetune"]["num_frames"], "signbest_version": config.get("signbest_version"),
-            "command": config.get("command"), "calibrated": False}
+            "command": config.get("command"), "calibration": config.get("calibration")}
+
+
+def calibration_text(calibration: dict | None, reports: list[dict]) -> str:
+    if not calibration:
+        return ("Not calibrated (no dev split to fit it on): its probabilities are the softmax of its scores, and it "
+                "has no \"unknown\" answer: a clip of a sign it does not know still gets one of its glosses.")
+    text = (f"Temperature {calibration['temperature']:.3f}, fitted on dev ({calibration['clips']} clips): expected "
+            f"calibration error on dev {calibration['dev_ece_before']:.1f}% -> {calibration['dev_ece_after']:.1f}% "
+            "(dev also chose the epoch: optimistic).")
+    text += "".join(f" On {r['split']}: {r['calibration']['ece_before']:.1f}% -> {r['calibration']['ece_after']:.1f}%."
+                    for r in reports if "calibration" in r)
+    if "unknown_below" in calibration:
+        text += (f" It answers \"unknown\" below a calibrated top-1 probability of {calibration['unknown_below']:.2f} "
+                 f"(the level that keeps {100 * calibration['known_kept_on_dev']:.0f}% of dev); that catches only "
+                 "part of the signs it never learned (docs/recognition.md).")
+    return text
 
 
 def render_card(config: dict, fingerprint: str, reports: list[dict]) -> str:
@@ -81,9 +97,7 @@ def render_card(config: dict, fingerprint: str, reports: list[dict]) -> str:
         lines += [f"| {n} | {t1:.2f} | {t5:.2f} | {c or ''} |" for n, t1, t5, c in rows if t1 is not None]
     else:
         lines.append("No evaluation yet: `signbest evaluate --checkpoint RUN --data MANIFEST --split test` adds it here.")
-    lines += ["", "## Calibration", "",
-              "Not calibrated: its probabilities are the softmax of its scores, and it has no \"unknown\" answer: "
-              "a clip of a sign it does not know still gets one of its glosses, often with a high probability.", "",
+    lines += ["", "## Calibration and \"unknown\"", "", calibration_text(s["calibration"], reports), "",
               "## Intended use and limits", "",
               "- Research and prototyping of isolated sign recognition over exactly the glosses above.",
               f"- It saw {people if people is not None else 'an unknown number of'} people in training; expect lower "

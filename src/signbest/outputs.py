@@ -28,7 +28,7 @@ MARKER = ".signbest-run"  # present in every folder signbest made; holds what ma
 # What signbest writes into a run folder: the only entries `--overwrite` removes.
 OWNED = (MARKER, "fingerprint.json", "checkpoint", "checkpoint.old", "selected", "selected.old", ".partial-*",
          "*_metrics.csv", "*_metrics.png", "eval-*", "tensorboard", "tokens-*.npz", "tokens.png", "results.md",
-         "results.json", "results.png", "per_class.csv", "confusion.png", "reliability.png", "model.onnx", "summary.json",
+         "results.json", "results.png", "per_class.csv", "confusion.png", "reliability.png", "summary.json",
          "data", "poses", "manifest.csv", "failures.csv", "synth.json", "tokenizer", "tokenizer-*", "pretrain",
          "pretrain-*", "finetune", "finetune-*", "splits.csv", "train.json", "extract")
 # Names a checkpoint folder is recognised by: never written by another command into a run folder.

@@ -82,9 +82,14 @@ def ensemble_logits(models: list, dataset: SignDataset, batch_size: int = 64, wi
                     mirror: bool = False, temperatures: list[float] | None = None) -> np.ndarray:
     """One model's logits / its temperature; for several, the log of their mean (calibrated) probabilities,
     so that a softmax gives the mean."""
-    temperatures = temperatures or [1.0] * len(models)
-    scaled = [predict_logits(m, dataset, batch_size, windows, mirror) / t for m, t in zip(models, temperatures)]
-    if len(models) == 1:
+    members = [predict_logits(m, dataset, batch_size, windows, mirror) for m in models]
+    return combine_logits(members, temperatures)
+
+
+def combine_logits(members: list[np.ndarray], temperatures: list[float] | None = None) -> np.ndarray:
+    """`ensemble_logits` from the members' own logits (so that callers can combine them more than once)."""
+    scaled = [logits / t for logits, t in zip(members, temperatures or [1.0] * len(members))]
+    if len(scaled) == 1:
         return scaled[0]
     return np.log(np.clip(np.mean([softmax(logits) for logits in scaled], 0), 1e-30, None))
 
@@ -137,7 +142,11 @@ def onnx_file(path: Path) -> Path:
         if not (path / "model.onnx").is_file():
             raise ValueError(f"{path}: no model.onnx in this folder: export it first (signbest export {path} "
                              f"--out {path / 'model.onnx'}), or give the .onnx file")
-        return path / "model.onnx"
+        exported, selected = path / "model.onnx", committed(path / "selected")
+        if selected is not None and exported.stat().st_mtime < (selected / "model.safetensors").stat().st_mtime:
+            raise ValueError(f"{exported}: exported before the run's current model was made (the run was trained "
+                             f"again): export it again (signbest export {path})")
+        return exported
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")
     return path

@@ -146,6 +146,7 @@ def segments(starts: list[int], probs: np.ndarray, glosses: list[str], unknown_b
 
 def stream_file(predictor: Predictor, path: Path, cfg: StreamConfig | None = None) -> dict:
     """The timeline of one long pose file or video, and how fast it was made."""
+    import tempfile
     import time
 
     from .inputs import extract_videos
@@ -156,17 +157,15 @@ def stream_file(predictor: Predictor, path: Path, cfg: StreamConfig | None = Non
     path = Path(path)
     started = time.perf_counter()
     extract_s = 0.0
-    pose_path = path
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        import tempfile
-
-        tmp = tempfile.TemporaryDirectory()
-        poses, errors = extract_videos([path], Path(tmp.name))
-        if errors:
-            raise ValueError(f"{path}: {errors[path]}")
-        pose_path = poses[path]
+        with tempfile.TemporaryDirectory() as tmp:  # the extracted pose file lives only as long as it is read
+            poses, errors = extract_videos([path], Path(tmp))
+            if errors:
+                raise ValueError(f"{path}: {errors[path]}")
+            sequence = read_pose(poses[path])
         extract_s = time.perf_counter() - started
-    sequence = read_pose(pose_path)
+    else:
+        sequence = read_pose(path)
     unit = normalize(sequence)
     arrays = {k: getattr(unit, k) for k in ARRAYS}  # as the preprocessing cache holds a clip
     model_start = time.perf_counter()

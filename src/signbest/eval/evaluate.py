@@ -10,7 +10,7 @@ import numpy as np
 from ..data import SignDataset
 from ..data.protocol import SplitConfig, load_manifest
 from ..calibration import ECE_BINS, expected_calibration_error, plot_reliability, temperature_of
-from ..predict import check_ensemble, ensemble_logits, load_classifier, softmax
+from ..predict import check_ensemble, combine_logits, load_classifier, predict_logits, softmax
 from ..atomic import check_output_folder, committed
 from ..model_card import write_model_card
 from ..outputs import check_folder, claim_folder
@@ -54,9 +54,10 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])
     labels = checkpoint_labels(ds.glosses, ds.labels, cfg["glosses"], data)
-    raw = ensemble_logits(models, ds, windows=windows, mirror=mirror)
+    members = [predict_logits(model, ds, windows=windows, mirror=mirror) for model in models]  # the one pass
     temperatures = [temperature_of(c) for _, c in loaded]
-    logits = ensemble_logits(models, ds, windows=windows, mirror=mirror, temperatures=temperatures)
+    raw = combine_logits(members)
+    logits = combine_logits(members, temperatures)
     results = {"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                "data": str(data), "split": split, "windows": windows, "mirror": mirror,
                "selected_epoch": cfg.get("selected_epoch") if len(checkpoints) == 1 else None,

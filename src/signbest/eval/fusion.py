@@ -9,8 +9,6 @@ import numpy as np
 from ..predict import softmax  # the prediction layer, below this one, owns it
 
 
-
-
 def read_scores(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Scores keyed by clip id: a CSV (clip_id, then one column per class) or an .npz with arrays
     `clip_ids` (N,) and `scores` (N, C)."""
