@@ -4,7 +4,10 @@
         --checkpoint runs/wlasl100-v02/small/best/seed0/finetune
 
 Clips of a split are shuffled (seeded) and joined ten at a time, in normalised-unit space (each clip keeps
-its own normalisation: a new person or camera every clip, harder than one signer's sentence). The window
+its own normalisation: a new person or camera every clip, harder than one signer's sentence). With
+`--rest S`, a still of 0.5 S to 1.5 S (seeded) comes before each clip: its first frame held, someone about
+to sign, as a camera or a long video shows between signs; true boundaries are then each clip's start and
+end. Without it clips follow each other back to back. The window
 and decoding settings are chosen on dev sequences (the best mean of sequence accuracy, clips found and
 boundary F1); val sequences report:
 - WER: edit distance between the recognised gloss sequence (unknown gaps left out) and the true one,
@@ -29,9 +32,9 @@ from signbest.predict import Predictor, ensemble_logits, softmax
 from signbest.stream import UNKNOWN, StreamConfig, segments, window_probabilities
 
 FPS = 25.0  # WLASL100's keypoints are at 25 fps
-GRID = [StreamConfig(window=w, hop=6, min_windows=m, smooth=k) for w in (32, 48) for m in (3, 5, 7) for k in (1, 3, 5)]
+GRID = [StreamConfig(window=w, hop=6, min_windows=m, smooth=k, switch_penalty=0) for w in (32, 48) for m in (3, 5, 7) for k in (1, 3, 5)]
 GRID += [StreamConfig(window=w, hop=6, min_windows=m, switch_penalty=p) for w in (32, 48) for m in (1, 3, 5)
-         for p in (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)]
+         for p in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)]
 
 
 def balanced(r: dict) -> float:
@@ -49,14 +52,19 @@ def edit_distance(a: list[str], b: list[str]) -> int:
     return row[-1]
 
 
-def sequences(ds: SignDataset, per: int, seed: int) -> list[tuple[dict, list[tuple[int, int, str]]]]:
+def sequences(ds: SignDataset, per: int, seed: int, rest_s: float = 0.0) -> list[tuple[dict, list[tuple[int, int, str]]]]:
     order = list(range(len(ds)))
-    random.Random(seed).shuffle(order)
+    rng = random.Random(seed)
+    rng.shuffle(order)
     out = []
     for k in range(0, len(order) - per + 1, per):
         parts, spans, at = [], [], 0
         for i in order[k:k + per]:
             arrays = ds.clip_arrays(i)
+            if rest_s > 0:
+                still = round(rng.uniform(0.5, 1.5) * rest_s * FPS)
+                parts.append({key: np.repeat(v[:1], still, 0) for key, v in arrays.items()})
+                at += still
             n = len(arrays["body"])
             parts.append(arrays)
             spans.append((at, at + n, ds.glosses[ds.clips[i].label]))
@@ -94,7 +102,8 @@ def score(predictor: Predictor, seqs, cfg: StreamConfig) -> dict:
             found += at is not None and at.gloss == gloss
             clips += 1
         bounds = [s.start_s for s in timeline[1:]]
-        truth_bounds = [lo / FPS for lo, _, _ in spans[1:]]
+        length = len(arrays["body"])
+        truth_bounds = sorted({x / FPS for lo, hi, _ in spans for x in (lo, hi) if 0 < x < length})
         used = set()
         for b in truth_bounds:
             near = [i for i, p in enumerate(bounds) if abs(p - b) <= 0.5 and i not in used]
@@ -124,6 +133,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", nargs="+", required=True)
     ap.add_argument("--per", type=int, default=10, help="clips per sequence")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rest", type=float, default=0.0, help="mean seconds of stillness before each clip (0: none)")
     ap.add_argument("--json")
     args = ap.parse_args()
     predictor = Predictor(args.checkpoint)
@@ -131,14 +141,14 @@ def main() -> None:
     manifest = load_manifest(args.data, SplitConfig(**cfg["split"]))
     sets = {split: SignDataset(manifest, split, num_frames=cfg["finetune"]["num_frames"],
                                sampling=cfg["finetune"]["sampling"], progress=False) for split in ("dev", "val")}
-    dev = sequences(sets["dev"], args.per, args.seed)
+    dev = sequences(sets["dev"], args.per, args.seed, args.rest)
     grid = {f"window {c.window}, hop {c.hop}, min {c.min_windows}, smooth {c.smooth}, switch {c.switch_penalty:g}":
             (c, score(predictor, dev, c)) for c in GRID}
     for name, (_, r) in grid.items():
         print(f"dev  {name}: WER {r['wer']:.1f}, clips found {r['clips_found']:.1f}, boundary F1 {r['boundary_f1']:.1f}")
     name, (chosen, _) = max(grid.items(), key=lambda kv: balanced(kv[1][1]))
-    val = score(predictor, sequences(sets["val"], args.per, args.seed), chosen)
-    result = {"chosen_on_dev": name, "val": val, "val_isolated_accuracy": isolated(predictor, sets["val"]),
+    val = score(predictor, sequences(sets["val"], args.per, args.seed, args.rest), chosen)
+    result = {"chosen_on_dev": name, "rest_s": args.rest, "val": val, "val_isolated_accuracy": isolated(predictor, sets["val"]),
               "dev": {k: r for k, (_, r) in grid.items()}}
     print(f"val  {name}: WER {val['wer']:.1f}, clips found {val['clips_found']:.1f}, boundary F1 "
           f"{val['boundary_f1']:.1f}, {val['real_time_factor']:.0f}x real time; isolated accuracy of the same "

@@ -53,9 +53,22 @@ def test_demo_data_has_few_labels_a_pool_and_a_large_test_set_of_unseen_people(t
     assert all(not (people[a] & people[b]) for a in people for b in people if a < b)  # nobody in two roles
 
 
-def test_demo_runs_end_to_end_at_tiny_size(tmp_path):
+def test_demo_runs_end_to_end_at_tiny_size_and_its_table_does_not_depend_on_threads(tmp_path):
+    """Two threads train the scratch model in a second process; one trains both in turn: every model is
+    trained on one thread either way, so the numbers are the same to the last bit."""
+    import torch
+
     roles = (("train", 2, 1), ("dev", 1, 1), ("test", 1, 2), ("pool", 3, 1))
-    res = run_demo(tmp_path / "demo", config="tiny", classes=4, progress=False, roles=roles)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        res = run_demo(tmp_path / "demo", config="tiny", classes=4, progress=False, roles=roles)
+        assert torch.get_num_threads() == 2  # given back
+        torch.set_num_threads(1)
+        serial = run_demo(tmp_path / "demo-1", config="tiny", classes=4, progress=False, roles=roles)
+    finally:
+        torch.set_num_threads(before)
+    assert serial["runs"] == res["runs"] and "(2 at once)" in res["note"] and "(1 at once)" in serial["note"]
     assert set(res["runs"]) == {"scratch", "best"}
     for r in res["runs"].values():
         assert 0 <= r["per_instance_top1"] <= 100 and r["clips"] > 0

@@ -14,7 +14,7 @@ LAYERS = [  # bottom first; a module belongs to the longest prefix listed
     ("data", ["signbest.video", "signbest.data"]),
     ("models", ["signbest.models", "signbest.viz", "signbest.eval.metrics"]),
     ("using a model", ["signbest.predict", "signbest.tokens", "signbest.model_card", "signbest.export",
-                       "signbest.inputs", "signbest.calibration", "signbest.stream"]),
+                       "signbest.inputs", "signbest.calibration", "signbest.stream", "signbest.live"]),
     ("training", ["signbest.train"]),
     ("evaluation", ["signbest.eval"]),
     ("applications", ["signbest.config", "signbest.pipeline", "signbest.demo", "signbest.serve", "signbest.cli",

@@ -2,6 +2,7 @@
 a real headless Chromium (Debian's package, driven by Playwright; skipped with a message where missing)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,23 +38,14 @@ def model(synth_dir, tmp_path_factory):
     return out / "ft", out / "tok"
 
 
-@pytest.fixture(scope="module")
-def server(model, synth_dir, tmp_path_factory):
-    """The app on a free 127.0.0.1 port in a background thread; its temporary files go to a private folder."""
+@contextlib.contextmanager
+def serving(app):
+    """`app` on a free 127.0.0.1 port in a background thread: its URL."""
     import uvicorn
 
-    from signbest.predict import Predictor
-    from signbest.serve import create_app
-
-    tmp = tmp_path_factory.mktemp("serve-tmp")
-    old, tempfile.tempdir = tempfile.tempdir, str(tmp)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    from signbest.serve import load_examples
-
-    app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]), allowed_hosts=("signs.example",),
-                     body_timeout_s=1.0, examples=load_examples(synth_dir / "manifest.csv", limit=3))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -64,17 +56,35 @@ def server(model, synth_dir, tmp_path_factory):
             break
         except OSError:
             time.sleep(0.05)
-    yield url, tmp
-    srv.should_exit = True
-    thread.join(10)
-    tempfile.tempdir = old
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
-def post(url: str, name: str, data: bytes, field: str = "file") -> tuple[int, dict]:
+@pytest.fixture(scope="module")
+def server(model, synth_dir, tmp_path_factory):
+    """The app for the synthetic model; its temporary files go to a private folder."""
+    from signbest.predict import Predictor
+    from signbest.serve import create_app, load_examples
+
+    tmp = tmp_path_factory.mktemp("serve-tmp")
+    old, tempfile.tempdir = tempfile.tempdir, str(tmp)
+    app = create_app(Predictor(*model), max_upload_mb=1.0, checkpoint=str(model[0]), allowed_hosts=("signs.example",),
+                     body_timeout_s=1.0, examples=load_examples(synth_dir / "manifest.csv", limit=3))
+    try:
+        with serving(app) as url:
+            yield url, tmp
+    finally:
+        tempfile.tempdir = old
+
+
+def post(url: str, name: str, data: bytes, field: str = "file", path: str = "/api/predict") -> tuple[int, dict]:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url + "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    req = urllib.request.Request(url + path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())

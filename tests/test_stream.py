@@ -35,7 +35,7 @@ def blocks(*runs: tuple[int, int, float]) -> np.ndarray:
 
 
 def test_the_segmenter_turns_runs_into_a_timeline():
-    cfg = StreamConfig(window=10, hop=5, min_windows=3, switch_penalty=0)  # each window's own answer, in runs
+    cfg = StreamConfig(window=10, hop=5, min_windows=3, smooth=1, switch_penalty=0)  # each window's own answer, in runs
     probs = blocks((6, 0, 0.9), (1, 2, 0.9), (6, 1, 0.8), (4, 2, 0.2))  # a one-window flicker, then doubt
     starts = [5 * i for i in range(len(probs))]
     length = starts[-1] + 10

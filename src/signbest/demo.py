@@ -4,13 +4,15 @@ When labels are few, pre-training on many unlabelled clips helps: 3 people sign 
 (the labels), 40 other people's clips carry no labels (the pool). Coupled tokenizer and MUM pre-training
 read the labelled train clips and the pool; fine-tuning from scratch and from the pre-trained encoder
 (same recipe, epoch chosen on two other people) reads the labels; both are tested on six people no stage
-has seen. The work is fixed in epochs (configs/demo.json), so every machine prints the same table up to
-arithmetic noise; only the wall time differs.
+has seen. The work is fixed in epochs (configs/demo.json) and every model trains on one thread in fp32, so
+a machine prints the same table whatever its thread count or bf16; only the wall time differs.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -36,42 +38,79 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
     and the unlabelled pool; fine-tuning (from scratch and from the pre-trained encoder, same recipe) reads
     the labelled train clips and picks its epoch on other people (dev); the test people are new to every
     stage. `seed` seeds every stage; `data_seed` the synthetic data (the same signs and people by default,
-    so that seeds measure training noise, not another task)."""
+    so that seeds measure training noise, not another task).
+
+    Every model trains on one thread, in fp32 (configs/demo.json): torch's thread count and bf16 change the
+    order of sums, and over 24 + 50 epochs another order is another training run (the table moved by up to
+    6 points). torch's threads (`--threads`) say how many models train at once instead: with two, the
+    model without pre-training trains in a second process beside the tokenizer and pre-training. So the
+    table is the same whatever `--threads` says; only the wall time differs."""
     out, t0 = Path(out), time.monotonic()
     threads = torch.get_num_threads()
     claim_folder(out, "demo", overwrite=overwrite)
     manifest, pool = generate_demo(out / "data", classes, data_seed, roles, progress=progress)
     log.info("demo: data ready in %.0f s", time.monotonic() - t0)
     seeds = [f"{stage}.seed={seed}" for stage in ("tokenizer", "pretrain", "finetune")]
-    cfg = load_config(config, [*seeds, *(overrides or [])])
-    kw = dict(progress=progress, overwrite=overwrite)
-    tokenizers = {"best": ("tokenizer", "pretrain", cfg)}
+    configs = {"scratch": load_config(config, [*seeds, *(overrides or [])])}
+    configs["best"] = configs["scratch"]
     if kmeans:
-        tokenizers["kmeans"] = ("tokenizer-kmeans", "pretrain-kmeans",
-                                load_config(config, [*seeds, *(overrides or []), "tokenizer.kind=kmeans"]))
-    for tok_dir, pre_dir, stage_cfg in tokenizers.values():
-        train_tokenizer(stage_cfg, [manifest, pool], out / tok_dir, **kw)
-        pretrain(stage_cfg, [manifest, pool], out / tok_dir, out / pre_dir, **kw)
+        configs["kmeans"] = load_config(config, [*seeds, *(overrides or []), "tokenizer.kind=kmeans"])
+    branches = {name: (cfg, manifest, pool, out, overwrite) for name, cfg in configs.items()}
+    torch.set_num_threads(1)
+    try:
+        runs = run_branches(branches, parallel=threads - 1, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
     show_dataset_tokens(out / "tokenizer", pool, out / "tokens.png")
-    runs = {}
-    for name, pre in (("scratch", None), *((n, out / t[1]) for n, t in tokenizers.items())):
-        finetune(cfg, manifest, out / f"finetune-{name}", pre, **kw)
-        runs[name] = evaluate(out / f"finetune-{name}", manifest, "test", out / f"finetune-{name}" / "eval-test")
     wall = time.monotonic() - t0
     table = results_table(runs)
     counts = {role: n * copies * classes for role, n, copies in roles}
+    cfg = configs["best"]
+    bf16 = bf16_supported(torch.device("cpu")) and cfg["finetune"].get("bf16", True)
     note = (f"{classes} synthetic signs. Labelled: {counts['train']} training clips ({roles[0][1] * roles[0][2]} per sign), "
             f"{counts['dev']} dev clips of other people; unlabelled pool: {counts['pool']} clips of {roles[3][1]} people; "
-            f"test: {counts['test']} clips of {roles[2][1]} people no stage has seen. Seed {seed}, {threads} torch "
-            f"thread{'s' * (threads != 1)}, bf16 {'on' if bf16_supported(torch.device('cpu')) and cfg['finetune'].get('bf16', True) else 'off'}, "
-            f"{wall:.0f} s.\n")
+            f"test: {counts['test']} clips of {roles[2][1]} people no stage has seen. Seed {seed}, each model on one "
+            f"thread ({min(threads, len(runs))} at once), bf16 {'on' if bf16 else 'off'}, {wall:.0f} s.\n")
     (out / "results.md").write_text(table + "\n" + note)
-    write_json(out / "results.json", {**{k: v["pose"] for k, v in runs.items()}, "seed": seed, "data_seed": data_seed, "threads": threads,
+    write_json(out / "results.json", {**runs, "seed": seed, "data_seed": data_seed, "threads": threads,
                                       "wall_s": wall})
     plot_results(runs, out / "results.png")
     log.info("demo: finished in %.0f s", wall)
-    return {"table": table, "note": note, "runs": {k: v["pose"] for k, v in runs.items()}, "out": str(out),
-            "wall_s": wall, "threads": threads}
+    return {"table": table, "note": note, "runs": runs, "out": str(out), "wall_s": wall, "threads": threads}
+
+
+def run_branches(branches: dict, parallel: int, progress: bool) -> dict:
+    """Each branch's test metrics. BEST's branch (the longest: tokenizer, pre-training, fine-tuning) runs
+    here; up to `parallel` others run in processes of their own, each on one thread like this one."""
+    others = [name for name in branches if name != "best"]
+    runs = {}
+    if parallel < 1 or not others:
+        for name in branches:
+            runs[name] = train_branch(name, *branches[name], progress=progress)
+        return runs
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+    with ProcessPoolExecutor(max_workers=min(parallel, len(others)), mp_context=spawn) as pool:
+        futures = {name: pool.submit(train_branch, name, *branches[name], progress=False) for name in others}
+        log.info("demo: %s training in another process", ", ".join(others))
+        best = train_branch("best", *branches["best"], progress=progress)
+        runs = {name: futures[name].result() for name in others}  # re-raises a branch's error here
+    return {**runs, "best": best}
+
+
+def train_branch(name: str, cfg: dict, manifest: Path, pool: Path, out: Path, overwrite: bool,
+                 progress: bool = True) -> dict:
+    """One model of the table: its tokenizer and pre-training (none for scratch), fine-tuning, and its
+    metrics on the test people. On one thread, whichever process runs it."""
+    torch.set_num_threads(1)
+    kw = dict(progress=progress, overwrite=overwrite)
+    pretrained = None
+    if name != "scratch":
+        prefix = "" if name == "best" else f"-{name}"
+        train_tokenizer(cfg, [manifest, pool], out / f"tokenizer{prefix}", **kw)
+        pretrained = out / f"pretrain{prefix}"
+        pretrain(cfg, [manifest, pool], out / f"tokenizer{prefix}", pretrained, **kw)
+    finetune(cfg, manifest, out / f"finetune-{name}", pretrained, **kw)
+    return evaluate(out / f"finetune-{name}", manifest, "test", out / f"finetune-{name}" / "eval-test")["pose"]
 
 
 def plot_results(runs: dict, path: Path) -> None:
@@ -81,8 +120,8 @@ def plot_results(runs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [NAMES[k] for k in runs]
-    top1 = [r["pose"]["per_instance_top1"] for r in runs.values()]
-    top5 = [r["pose"]["per_instance_top5"] for r in runs.values()]
+    top1 = [r["per_instance_top1"] for r in runs.values()]
+    top5 = [r["per_instance_top5"] for r in runs.values()]
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     ys = range(len(names))
     ax.barh([y + 0.2 for y in ys], top1, height=0.4, label="Top-1", color="#2b6cb0")
@@ -105,8 +144,7 @@ NAMES = {"scratch": "from scratch (no pre-training)", "best": "BEST (coupled tok
 
 def results_table(runs: dict) -> str:
     lines = ["| model | P-I Top-1 | P-I Top-5 | P-C Top-1 | P-C Top-5 |", "|---|---|---|---|---|"]
-    for name, r in runs.items():
-        m = r["pose"]
+    for name, m in runs.items():
         lines.append(f"| {NAMES[name]} | {m['per_instance_top1']:.1f} | {m['per_instance_top5']:.1f} | "
                      f"{m['per_class_top1']:.1f} | {m['per_class_top5']:.1f} |")
     return "\n".join(lines) + "\n"

@@ -198,7 +198,7 @@ class Predictor:
         self.glosses: list[str] = self.cfg["glosses"]
         self.windows, self.mirror = windows, mirror  # test-time views, averaged
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one call at a time: the model uses every core anyway
 
     def __call__(self, files: list[str | Path], top: int = 5, batch_size: int = 64, details: bool = False) -> list[dict]:
         """Top-k glosses with probabilities per input, or its error. With `details`, also the normalised
@@ -206,7 +206,7 @@ class Predictor:
         paths, _, refused = expand_inputs(files)
         from .video.holistic import VIDEO_SUFFIXES
 
-        with self._lock, tempfile.TemporaryDirectory() as tmp:
+        with self.lock, tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
             extracted, errors = extract_videos(videos, Path(tmp)) if videos else ({}, {})

@@ -24,13 +24,15 @@ UNKNOWN = "unknown"
 
 @dataclass
 class StreamConfig:
-    # Defaults chosen on WLASL100 dev sequences (experiments/stream_wlasl.py, docs/recognition.md).
-    window: int = 48  # frames per window (about 2 s at 25 fps: one sign and a little of its neighbours)
+    # Defaults chosen on WLASL100 dev sequences of clips with a still of about 1 s before each, as between
+    # signs in a long video or in front of a camera (experiments/stream_wlasl.py --rest 1, docs/recognition.md).
+    window: int = 32  # frames per window (about 1.3 s at 25 fps: one sign and a little of its neighbours)
     hop: int = 6  # frames between window starts
-    min_windows: int = 1  # a segment needs at least this many consecutive windows with its answer
-    smooth: int = 1  # each window's probabilities averaged with its neighbours' (this many in all; odd)
-    switch_penalty: float = 16.0  # > 0: decode with a Viterbi pass that pays this (in log-probability) per
-    #   change of answer, instead of taking each window's own answer (0); runs shorter than min_windows go
+    min_windows: int = 7  # a segment needs at least this many consecutive windows with its answer
+    smooth: int = 5  # each window's probabilities averaged with its neighbours' (this many in all; odd)
+    switch_penalty: float = 0.0  # > 0: decode with a Viterbi pass that pays this (in log-probability) per
+    #   change of answer, instead of taking each window's own answer (0); runs shorter than min_windows go.
+    #   Without stills between clips dev prefers 16 with min_windows 1; with them it gets stuck in "unknown".
 
     def __post_init__(self):
         if self.window < 2 or self.hop < 1 or self.min_windows < 1 or self.smooth < 1 or self.smooth % 2 == 0:
@@ -46,20 +48,21 @@ class Segment:
     windows: int
 
 
-class _Windows:
-    """Window items of one clip's normalised arrays, as `predict_logits` reads a dataset."""
+class Windows:
+    """Window items (frames `start:end` of one sequence's normalised arrays), as `predict_logits` reads a
+    dataset: each sampled to the model's frames as a pre-cut clip is."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], starts: list[int], cfg: StreamConfig, num_frames: int, sampling: str):
-        self.arrays, self.starts, self.cfg = arrays, starts, cfg
+    def __init__(self, arrays: dict[str, np.ndarray], spans: list[tuple[int, int]], num_frames: int, sampling: str):
+        self.arrays, self.spans = arrays, spans
         self.num_frames, self.sampling = num_frames, sampling
         self.window, self.mirror = 0.5, False  # the views' settings (one view here)
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self.spans)
 
     def __getitem__(self, i: int):
-        start = self.starts[i]
-        piece = {k: v[start:start + self.cfg.window] for k, v in self.arrays.items()}
+        start, end = self.spans[i]
+        piece = {k: v[start:end] for k, v in self.arrays.items()}
         idx = sample_frames(len(piece["body"]), self.num_frames, False, None, 0.5, self.sampling)
         return pad_item({k: v[idx] for k, v in piece.items()}, self.num_frames, 0, i)
 
@@ -74,9 +77,17 @@ def window_starts(length: int, cfg: StreamConfig) -> list[int]:
 def window_probabilities(predictor: Predictor, arrays: dict[str, np.ndarray], cfg: StreamConfig) -> tuple[list[int], np.ndarray]:
     """(window starts, calibrated probabilities (W, C)) of a normalised sequence."""
     starts = window_starts(len(arrays["body"]), cfg)
-    windows = _Windows(arrays, starts, cfg, predictor.cfg["finetune"]["num_frames"], predictor.cfg["finetune"]["sampling"])
-    logits = ensemble_logits(predictor.models, windows, 64, 1, False, predictor.temperatures)
-    return starts, softmax(logits)
+    spans = [(s, s + cfg.window) for s in starts]
+    return starts, window_scores(predictor, arrays, spans)
+
+
+def window_scores(predictor: Predictor, arrays: dict[str, np.ndarray], spans: list[tuple[int, int]]) -> np.ndarray:
+    """Calibrated probabilities (W, C) of the windows `spans` of a normalised sequence."""
+    finetune = predictor.cfg["finetune"]
+    windows = Windows(arrays, spans, finetune["num_frames"], finetune["sampling"])
+    with predictor.lock:
+        logits = ensemble_logits(predictor.models, windows, 64, 1, False, predictor.temperatures)
+    return softmax(logits)
 
 
 def smoothed(probs: np.ndarray, width: int) -> np.ndarray:
@@ -113,15 +124,21 @@ def viterbi(probs: np.ndarray, unknown_below: float, penalty: float) -> np.ndarr
 
 def segments(starts: list[int], probs: np.ndarray, glosses: list[str], unknown_below: float, fps: float,
              cfg: StreamConfig, length: int) -> list[Segment]:
-    """Runs of windows with one answer -> segments. A window stands for the `hop` frames around its centre,
-    so segments tile the sequence without overlapping."""
+    """Runs of windows with one answer -> segments, for windows of `cfg.window` frames at `starts`."""
+    centres = [(s + min(cfg.window, length) / 2) / fps for s in starts]
+    return label_timeline(centres, probs, glosses, unknown_below, cfg, length / fps)
+
+
+def label_timeline(centres_s: list[float], probs: np.ndarray, glosses: list[str], unknown_below: float,
+                   cfg: StreamConfig, end_s: float) -> list[Segment]:
+    """Windows (their centres in seconds, their probabilities) -> segments from 0 to `end_s`. A window
+    stands for the time around its centre, halfway to its neighbours', so segments tile the sequence."""
     probs = smoothed(probs, cfg.smooth)
     if cfg.switch_penalty > 0:
         labels = viterbi(probs, unknown_below, cfg.switch_penalty)
         answers = [UNKNOWN if k == len(glosses) else glosses[k] for k in labels]
     else:
         answers = [glosses[k] if p[k] >= unknown_below else UNKNOWN for p, k in zip(probs, probs.argmax(1))]
-    centres = [s + min(cfg.window, length) / 2 for s in starts]
     runs, begin = [], 0
     for i in range(1, len(answers) + 1):
         if i == len(answers) or answers[i] != answers[begin]:
@@ -132,15 +149,15 @@ def segments(starts: list[int], probs: np.ndarray, glosses: list[str], unknown_b
     answers = [UNKNOWN if e - b < needed else answers[b] for b, e in runs for _ in range(b, e)]
     out: list[Segment] = []
     for i, answer in enumerate(answers):
-        lo = 0.0 if i == 0 else (centres[i - 1] + centres[i]) / 2
-        hi = float(length) if i == len(answers) - 1 else (centres[i] + centres[i + 1]) / 2
+        lo = 0.0 if i == 0 else (centres_s[i - 1] + centres_s[i]) / 2
+        hi = float(end_s) if i == len(answers) - 1 else (centres_s[i] + centres_s[i + 1]) / 2
         confidence = float(probs[i].max())
         if out and out[-1].gloss == answer:
             last = out[-1]
             last.confidence = (last.confidence * last.windows + confidence) / (last.windows + 1)
-            last.end_s, last.windows = hi / fps, last.windows + 1
+            last.end_s, last.windows = hi, last.windows + 1
         else:
-            out.append(Segment(lo / fps, hi / fps, answer, confidence, 1))
+            out.append(Segment(lo, hi, answer, confidence, 1))
     return out
 
 

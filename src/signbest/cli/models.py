@@ -142,9 +142,11 @@ def serve(checkpoint: Checkpoints,
           engine: Engine = "auto", windows: Windows = 1, mirror: Mirror = False,
           allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="a host name or address the page may be reached by, besides localhost (once per name)")] = None,
           body_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds an upload may take to arrive")] = 30.0,
-          examples: Annotated[Optional[Path], typer.Option(help="clips the page offers to try: a manifest (its test clips, one per sign) or a folder of pose files")] = None) -> None:
+          examples: Annotated[Optional[Path], typer.Option(help="clips the page offers to try: a manifest (its test clips, one per sign) or a folder of pose files")] = None,
+          max_live: Annotated[int, typer.Option(min=0, max=64, help="live camera streams at once (each holds MediaPipe and a core); 0 turns the live camera off")] = 2) -> None:
     """A local web page and JSON API that recognise a sign from a video, a webcam recording or a pose
-    file (results identical to `signbest predict`)."""
+    file (results identical to `signbest predict`), follow a live camera, and show the timeline of a long
+    video (as `predict --stream`)."""
     import uvicorn
 
     from ..predict import Predictor
@@ -160,6 +162,7 @@ def serve(checkpoint: Checkpoints,
     names = ", ".join(map(str, checkpoint))
     typer.echo(f"serving {names} ({len(predictor.glosses)} glosses) on http://{host}:{port}/  (Ctrl+C stops)")
     name = str(checkpoint[0]) if len(checkpoint) == 1 else f"ensemble of {len(checkpoint)}"
-    app = create_app(predictor, max_upload_mb, name, tuple(allow_host or ()), body_timeout, load_examples(examples))
+    app = create_app(predictor, max_upload_mb, name, tuple(allow_host or ()), body_timeout, load_examples(examples),
+                     max_live)
     # No access log (a line per request); at most 64 open connections, beyond that 503 at once.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, limit_concurrency=64)

@@ -54,7 +54,8 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])
     labels = checkpoint_labels(ds.glosses, ds.labels, cfg["glosses"], data)
-    members = [predict_logits(model, ds, windows=windows, mirror=mirror) for model in models]  # the one pass
+    bf16 = cfg["finetune"].get("bf16", True)  # the arithmetic the epoch was selected with
+    members = [predict_logits(model, ds, windows=windows, mirror=mirror, bf16=bf16) for model in models]  # one pass
     temperatures = [temperature_of(c) for _, c in loaded]
     raw = combine_logits(members)
     logits = combine_logits(members, temperatures)

@@ -87,15 +87,22 @@ def read_mediapipe_npz(path: Path, data) -> PoseSequence:
     w = int(data["width"]) if "width" in data.files else 256
     h = int(data["height"]) if "height" in data.files else 256
     fps = float(data["fps"]) if "fps" in data.files else 25.0
-    scale = np.array([w, h], np.float32)
+    extractor = str(data["extractor"]) if "extractor" in data.files else "mediapipe"
+    return mediapipe_sequence(pose, lh, rh, w, h, fps, str(path), extractor)
+
+
+def mediapipe_sequence(pose: np.ndarray, left: np.ndarray, right: np.ndarray, width: int, height: int,
+                       fps: float = 25.0, source: str = "<memory>", extractor: str = "mediapipe") -> PoseSequence:
+    """MediaPipe Holistic landmarks (pose (T, 33, 4), hands (T, 21, >=2); x, y normalised to the frame, NaN
+    where nothing was found) -> PoseSequence in pixels: a file's frames, or a camera's as they come."""
+    scale = np.array([width, height], np.float32)
     body = pose[:, list(MEDIAPIPE_HOLISTIC.body)]
     # MediaPipe always outputs body landmarks; visibility is its confidence. Hands have no score.
     body_conf = np.where(np.isfinite(body[..., :2]).all(-1), np.clip(body[..., 3], 0.01, 1.0), 0.0)
     hand_conf = lambda a: np.isfinite(a[..., :2]).all(-1).astype(np.float32)
-    return PoseSequence(body[..., :2] * scale, lh[..., :2] * scale, rh[..., :2] * scale,
-                        body_conf, hand_conf(lh), hand_conf(rh), fps, w, h, str(path),
-                        {"layout": "mediapipe-holistic", "extractor": str(data["extractor"])
-                         if "extractor" in data.files else "mediapipe"})
+    return PoseSequence(body[..., :2] * scale, left[..., :2] * scale, right[..., :2] * scale,
+                        body_conf, hand_conf(left), hand_conf(right), fps, width, height, source,
+                        {"layout": "mediapipe-holistic", "extractor": extractor})
 
 
 def read_coco_wholebody(path: Path, keypoints: np.ndarray, scores: np.ndarray | None, **kw) -> PoseSequence:

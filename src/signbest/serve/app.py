@@ -5,6 +5,9 @@
     GET  /api/glosses   {"glosses": [...]} in the model's label order
     GET  /api/card      {"card": Markdown}: the model card (what it recognises, its data, figures and limits)
     POST /api/predict   multipart field `file` -> top-5, the normalised units the model saw, token ids, times
+    POST /api/timeline  multipart field `file` (a long video or pose file) -> its timeline of signs, as
+                        `signbest predict --stream` writes it
+    WS   /api/live      the camera, frame by frame -> the signs as they happen (serve/live.py)
 
     GET  /api/examples  {"examples": [{"name", "gloss"}]}: clips the server offers to try (`--examples`)
     POST /api/examples/N  the answer for example N, as /api/predict gives it, with "expected" (its gloss)
@@ -25,18 +28,22 @@ import re
 import tempfile
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocketClose
 
 from .. import __version__
 from ..data.pool import POSE_SUFFIXES
 from ..predict import Predictor
+from ..stream import stream_file
 from ..video.holistic import VIDEO_SUFFIXES
+from .live import live_endpoint
 from ..viz import BODY_CHAINS, HAND_CHAINS
 
 
@@ -62,6 +69,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+POLICY_VIOLATION = 1008  # the WebSocket close code for a refused stream
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names a local page is reached by
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="12" '
            'fill="#1a73e8"/><path d="M20 50V26a4 4 0 0 1 8 0v12V16a4 4 0 0 1 8 0v22V20a4 4 0 0 1 8 0v20l4-6a4 4 0 0 '
@@ -77,18 +85,29 @@ def host_name(header: str) -> str:
 
 
 class HostAllowList:
-    """ASGI middleware: requests whose Host header names another host get 400 and never reach the app."""
+    """ASGI middleware: requests whose Host header names another host get 400 and never reach the app.
+    A WebSocket must also come from a page of an allowed host (its Origin header): browsers let any site
+    open a WebSocket to localhost, so without this a page elsewhere could use the camera stream."""
 
     def __init__(self, app, allowed: tuple[str, ...]):
         self.app, self.allowed = app, {host_name(h) for h in allowed}
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            host = host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope["headers"])
+            host = host_name(headers.get(b"host", b"").decode("latin-1"))
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            origin_host = host_name(urlsplit(origin).netloc) if origin and origin != "null" else host
+            problem = None
             if host not in self.allowed:
-                response = _error(400, f"this server answers requests for {', '.join(sorted(self.allowed))}, not "
-                                       f"'{host}' (signbest serve --allow-host NAME adds a name)")
-                return await response(scope, receive, send)
+                problem = (f"this server answers requests for {', '.join(sorted(self.allowed))}, not '{host}' "
+                           f"(signbest serve --allow-host NAME adds a name)")
+            elif scope["type"] == "websocket" and (origin == "null" or origin_host not in self.allowed):
+                problem = f"a live stream is accepted from this server's own page, not from '{origin}'"
+            if problem and scope["type"] == "http":
+                return await _error(400, problem)(scope, receive, send)
+            if problem:  # refused before the handshake: the browser sees HTTP 403
+                return await WebSocketClose(POLICY_VIOLATION, problem[:120])(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -118,9 +137,10 @@ def load_examples(source: str | Path | None, limit: int = 8) -> list[dict]:
 
 
 def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: str = "",
-               allowed_hosts: tuple[str, ...] = (), body_timeout_s: float = 30.0, examples: list[dict] = ()):
+               allowed_hosts: tuple[str, ...] = (), body_timeout_s: float = 30.0, examples: list[dict] = (),
+               max_live: int = 2):
     """The app; `allowed_hosts` are accepted besides the local names (LOCAL_HOSTS); `examples` (see
-    `load_examples`) are offered on the page."""
+    `load_examples`) are offered on the page; `max_live` camera streams may run at once (serve/live.py)."""
     limit = int(max_upload_mb * 2**20)
     allowed = POSE_SUFFIXES | VIDEO_SUFFIXES
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
@@ -129,7 +149,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         return HTMLResponse(page)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "video": video_supported(), "tokenizer": predictor.tokenizer is not None,
+        return JSONResponse({"status": "ok", "classes": len(predictor.glosses), "video": video_supported(), "live": max_live > 0, "tokenizer": predictor.tokenizer is not None,
                              "checkpoint": Path(checkpoint).name, "engine": predictor.engine, "version": __version__, "max_upload_mb": max_upload_mb})
 
     async def glosses(request: Request) -> Response:
@@ -138,7 +158,8 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
     async def card(request: Request) -> Response:
         return JSONResponse({"card": predictor.card})
 
-    async def predict(request: Request) -> Response:
+    async def receive_upload(request: Request) -> tuple[str, bytes] | Response:
+        """(the user's file name, its bytes), or the error response for a bad upload."""
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
             return _error(411, "the upload must declare its size (Content-Length)")
@@ -169,18 +190,38 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
         problem = content_problem(data[:64], suffix)
         if problem:
             return _error(415, f"{name}: {problem}")
+        return name, data
+
+    async def answer_upload(request: Request, work) -> tuple[dict, str] | Response:
+        """`work(path)` on the upload, in a temporary folder removed after it: (its result, the file name)."""
+        upload = await receive_upload(request)
+        if isinstance(upload, Response):
+            return upload
+        name, data = upload
         with tempfile.TemporaryDirectory(prefix="signbest-serve-") as tmp:
             path = Path(tmp) / name
             path.write_bytes(data)
             try:
-                result = (await run_in_threadpool(predictor, [path], 5, 64, True))[0]
+                result = await run_in_threadpool(work, path)
             except Exception as e:  # noqa: BLE001 - one bad upload never stops the server
                 result = {"error": f"{type(e).__name__}: {e}"}
             result = _user_facing(result, tmp, name)
         if "error" in result:
             return _error(422, result["error"])
+        return result
+
+    async def predict(request: Request) -> Response:
+        result = await answer_upload(request, lambda path: predictor([path], 5, 64, True)[0])
+        if isinstance(result, Response):
+            return result
         result["top"] = [{"gloss": g, "p": p} for g, p in result["top"]]
         return JSONResponse({**result, "skeleton": {"hand": HAND_CHAINS, "body": BODY_CHAINS}})
+
+    async def timeline(request: Request) -> Response:
+        result = await answer_upload(request, lambda path: stream_file(predictor, path))
+        if isinstance(result, Response):
+            return result
+        return JSONResponse({**result, "unknown_below": predictor.unknown_below})
 
     async def example_list(request: Request) -> Response:
         return JSONResponse({"examples": [{"name": e["name"], "gloss": e["gloss"]} for e in examples]})
@@ -202,7 +243,8 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
 
     routes = [Route("/", index), Route("/favicon.ico", favicon), Route("/favicon.svg", favicon), Route("/api/health", health), Route("/api/glosses", glosses), Route("/api/card", card), Route("/api/examples", example_list),
               Route("/api/examples/{index:int}", example, methods=["POST"]),
-              Route("/api/predict", predict, methods=["POST"])]
+              Route("/api/predict", predict, methods=["POST"]), Route("/api/timeline", timeline, methods=["POST"]),
+              WebSocketRoute("/api/live", live_endpoint(predictor, max_live, body_timeout_s))]
     return HostAllowList(Starlette(routes=routes), (*LOCAL_HOSTS, *allowed_hosts))
 
 

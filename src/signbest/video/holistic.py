@@ -99,6 +99,7 @@ class HolisticExtractor:
         self.cfg = cfg or ExtractConfig()
         mp, _ = require_mediapipe()
         self.version = mp.__version__
+        self.last_recovery_s = 0.0  # seconds the missed-hand pass took on the last frame
         self.holistic = mp.solutions.holistic.Holistic(
             static_image_mode=False, model_complexity=self.cfg.model_complexity,
             min_detection_confidence=self.cfg.min_detection_confidence,
@@ -126,15 +127,8 @@ class HolisticExtractor:
             height, width = rgb.shape[:2]
             gray = rgb.max(-1)
             max_gray = gray if max_gray is None else np.maximum(max_gray, gray)
-            res = self.holistic.process(rgb)
-            p = _landmarks(res.pose_landmarks, 33, 4)
-            found = {"left": _landmarks(res.left_hand_landmarks, HAND_J, 3),
-                     "right": _landmarks(res.right_hand_landmarks, HAND_J, 3)}
-            source = {s: HandSource.HOLISTIC if np.isfinite(found[s]).all() else HandSource.MISSING for s in found}
-            if self.hands is not None and HandSource.MISSING in source.values() and np.isfinite(p).all():
-                t = time.perf_counter()
-                self._recover(rgb, p, found, source, width, height, content_box(max_gray))
-                recovery_s += time.perf_counter() - t
+            p, found, source = self.process_frame(rgb, lambda: content_box(max_gray))
+            recovery_s += self.last_recovery_s
             pose.append(p)
             for s in hands:
                 hands[s].append(found[s])
@@ -156,6 +150,23 @@ class HolisticExtractor:
             # nothing to learn from or recognise: a failure of this clip, not an empty pose file
             raise VideoError(f"{path}: no person found in any of its {len(pose)} frames")
         return out
+
+    def process_frame(self, rgb: np.ndarray, picture) -> tuple[np.ndarray, dict, dict]:
+        """(pose (33, 4), hands {side: (21, 3)}, sources {side: HandSource}) of the next frame of a video or
+        camera (Holistic tracks from the previous frame); `picture()` gives the content box (x0, y0, x1, y1)
+        where the missed-hand pass may look, asked only when a hand is missing."""
+        height, width = rgb.shape[:2]
+        res = self.holistic.process(rgb)
+        p = _landmarks(res.pose_landmarks, 33, 4)
+        found = {"left": _landmarks(res.left_hand_landmarks, HAND_J, 3),
+                 "right": _landmarks(res.right_hand_landmarks, HAND_J, 3)}
+        source = {s: HandSource.HOLISTIC if np.isfinite(found[s]).all() else HandSource.MISSING for s in found}
+        self.last_recovery_s = 0.0
+        if self.hands is not None and HandSource.MISSING in source.values() and np.isfinite(p).all():
+            t = time.perf_counter()
+            self._recover(rgb, p, found, source, width, height, picture())
+            self.last_recovery_s = time.perf_counter() - t
+        return p, found, source
 
     def _recover(self, rgb: np.ndarray, pose: np.ndarray, found: dict, source: dict, width: int, height: int,
                  picture: tuple[int, int, int, int]):
