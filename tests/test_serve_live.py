@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, write_holistic_npz
-from test_serve import CHROMIUM, _browser, model, post, server, serving  # noqa: F401 - fixtures
+from test_serve import CHROMIUM, _browser, model, post, server, serving  # noqa: F401 - model, server: fixtures
 
 websockets = pytest.importorskip("websockets.sync.client", reason="the live stream needs websockets (a dependency)")
 
@@ -158,4 +158,29 @@ def test_the_live_page_recognises_a_sign_from_a_fake_camera(wlasl_model, tmp_pat
         page.wait_for_selector('body[data-live="off"]')
         page.wait_for_timeout(500)
         assert GLOSS in page.eval_on_selector_all("#livesigns .sign", "els => els.map(e => e.dataset.gloss)")
+        browser.close()
+
+
+def test_the_page_shows_the_timeline_of_a_long_upload(server, model, tmp_path):
+    from signbest.predict import Predictor
+    from signbest.serve import HEADLESS_CHROMIUM_FLAGS
+    from signbest.stream import stream_file
+
+    sync_playwright = _browser()
+    long = write_holistic_npz(tmp_path / "long.npz", t=200)
+    expected = stream_file(Predictor(*model), long)["timeline"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 375, "height": 700})  # a phone's width
+        page.goto(server[0] + "/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('glosses')")
+        page.check("#astimeline")
+        page.set_input_files("#file", str(long))
+        page.wait_for_selector('body[data-view="timeline"][data-state="done"] #track .seg', timeout=60_000)
+        shown = page.eval_on_selector_all("#track .seg", "els => els.map(e => e.title)")
+        assert [t.split(" ")[0] for t in shown] == [s["gloss"] for s in expected]
+        chips = page.eval_on_selector_all("#segments .sign", "els => els.map(e => e.dataset.gloss)")
+        assert chips == [s["gloss"] for s in expected if s["gloss"] != "unknown"]
+        assert "8.0 s" in page.inner_text("#timelinefacts") and not page.is_visible("#results")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
         browser.close()

@@ -94,7 +94,7 @@ def run_branches(branches: dict, parallel: int, progress: bool) -> dict:
         log.info("demo: %s training in another process", ", ".join(others))
         best = train_branch("best", *branches["best"], progress=progress)
         runs = {name: futures[name].result() for name in others}  # re-raises a branch's error here
-    return {**runs, "best": best}
+    return {name: best if name == "best" else runs[name] for name in branches}  # the table's order
 
 
 def train_branch(name: str, cfg: dict, manifest: Path, pool: Path, out: Path, overwrite: bool,
