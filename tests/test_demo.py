@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from signbest.config import load_config, section, shipped_configs
 from signbest.demo import run_demo
@@ -59,7 +60,7 @@ def test_demo_runs_end_to_end_at_tiny_size_and_its_table_does_not_depend_on_thre
     import torch
 
     roles = (("train", 2, 1), ("dev", 1, 1), ("test", 1, 2), ("pool", 3, 1))
-    before = torch.get_num_threads()
+    before, switch = torch.get_num_threads(), os.environ.get("SIGNBEST_BF16")
     try:
         torch.set_num_threads(2)
         res = run_demo(tmp_path / "demo", config="tiny", classes=4, progress=False, roles=roles)
@@ -69,6 +70,7 @@ def test_demo_runs_end_to_end_at_tiny_size_and_its_table_does_not_depend_on_thre
     finally:
         torch.set_num_threads(before)
     assert serial["runs"] == res["runs"] and "(2 at once)" in res["note"] and "(1 at once)" in serial["note"]
+    assert os.environ.get("SIGNBEST_BF16") == switch  # the demo's fp32 switch is its own, given back
     assert set(res["runs"]) == {"scratch", "best"}
     for r in res["runs"].values():
         assert 0 <= r["per_instance_top1"] <= 100 and r["clips"] > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,7 +41,8 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
     stage. `seed` seeds every stage; `data_seed` the synthetic data (the same signs and people by default,
     so that seeds measure training noise, not another task).
 
-    Every model trains on one thread, in fp32 (configs/demo.json): torch's thread count and bf16 change the
+    Every model trains on one thread, in fp32 (configs/demo.json, and SIGNBEST_BF16=0 while it runs, for
+    the tokenizer, which has no bf16 setting): torch's thread count and bf16 change the
     order of sums, and over 24 + 50 epochs another order is another training run (the table moved by up to
     6 points). torch's threads (`--threads`) say how many models train at once instead: with two, the
     model without pre-training trains in a second process beside the tokenizer and pre-training. So the
@@ -57,10 +59,16 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
         configs["kmeans"] = load_config(config, [*seeds, *(overrides or []), "tokenizer.kind=kmeans"])
     branches = {name: (cfg, manifest, pool, out, overwrite) for name, cfg in configs.items()}
     torch.set_num_threads(1)
+    bf16_switch = os.environ.get("SIGNBEST_BF16")
+    os.environ["SIGNBEST_BF16"] = "0"  # the tokenizer has no bf16 setting: the process switch, for the branches too
     try:
         runs = run_branches(branches, parallel=threads - 1, progress=progress)
     finally:
         torch.set_num_threads(threads)
+        if bf16_switch is None:
+            os.environ.pop("SIGNBEST_BF16")
+        else:
+            os.environ["SIGNBEST_BF16"] = bf16_switch
     show_dataset_tokens(out / "tokenizer", pool, out / "tokens.png")
     wall = time.monotonic() - t0
     table = results_table(runs)

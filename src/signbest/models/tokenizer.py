@@ -38,7 +38,6 @@ class TokenizerConfig:
     batch_size: int = 1024  # frames per step
     revive_every: int = 20  # steps between dead-code revivals (0 = never)
     kmeans_iters: int = 25  # Lloyd iterations for the kmeans kind
-    bf16: bool = True  # bf16 autocast where the hardware has it (the demo turns it off: the same table everywhere)
     data_fraction: float = 1.0  # share of the labelled train clips trained on (table 8, with pretrain's); pools whole
     seed: int = 0
 

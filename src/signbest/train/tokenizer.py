@@ -36,8 +36,7 @@ class TokenizerStage(Stage):
     def __init__(self, tokenizer: VQTokenizer, config: dict, tokenizer_config: TokenizerConfig, frames: dict, held: dict,
                  info):
         settings = tokenizer_config
-        super().__init__(tokenizer, config, Loop(settings.epochs, settings.seed, bf16=settings.bf16,
-                                                time_budget_s=settings.time_budget_s), info)
+        super().__init__(tokenizer, config, Loop(settings.epochs, settings.seed, time_budget_s=settings.time_budget_s), info)
         self.tokenizer_config = tokenizer_config
         self.frames = frames  # flat training frames (N, J, 2) per part, with masks
         self.held = held  # the last 5% of frames, for evaluation only
