@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Recipe levers, fine-tuning only: each lever fine-tunes the headline's pre-trained encoders again (their
 # tokenizer and pre-training folders copied from runs/wlasl100-v02, so the runner reuses them by fingerprint).
-#   experiments/lever_screen.sh mirror epochs60 enclr strongaug          # seed 0 (the screen)
+#   experiments/lever_screen.sh mirror epochs60 enclr strongaug ema layerdecay   # seed 0 (the screen)
 #   SEEDS="1 2" JOBS=2 experiments/lever_screen.sh epochs60             # confirmation, two at a time
 set -u
 cd "$(dirname "$0")/.."
@@ -28,5 +28,7 @@ for lever in "$@"; do
     mirror) run mirror finetune.swap_hands=0.5 ;;
     enclr) run enclr finetune.encoder_lr_scale=0.5 ;;
     strongaug) run strongaug finetune.perturb=0.2 finetune.shift=0.1 ;;
+    ema) run ema finetune.ema=0.995 ;;
+    layerdecay) run layerdecay finetune.layer_decay=0.75 ;;
   esac
 done

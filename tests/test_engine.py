@@ -135,3 +135,33 @@ def test_one_thread_policy_the_users_count_or_the_cores_never_refitted(monkeypat
         assert torch.get_num_threads() == 1  # training keeps the count it was given
     finally:
         runtime.set_threads(threads=before)
+
+
+def test_a_moving_average_of_the_weights_resumes_bit_for_bit_and_is_what_selection_saves(synth_dir, tmp_path, monkeypatch):
+    from signbest.train.finetune import FinetuneStage, encoder_depth
+
+    cfg = load_config("tiny", ["finetune.epochs=2", "finetune.ema=0.9", "finetune.layer_decay=0.7", "finetune.select_on=last"])
+    data = synth_dir / "manifest.csv"
+    full = finetune(cfg, data, tmp_path / "full", None, progress=False)
+    end_epoch = FinetuneStage.end_epoch
+
+    def killed_at_the_second(self, result, out):
+        if result["epoch"] == 2:
+            raise Killed("epoch 2")
+        end_epoch(self, result, out)
+
+    monkeypatch.setattr(FinetuneStage, "end_epoch", killed_at_the_second)
+    with pytest.raises(Killed):
+        finetune(cfg, data, tmp_path / "killed", None, progress=False)
+    monkeypatch.setattr(FinetuneStage, "end_epoch", end_epoch)
+    resumed = finetune(cfg, data, tmp_path / "killed", None, progress=False)  # from epoch 1's checkpoint
+    assert resumed["loss"] == full["loss"] and resumed["dev_per_instance_top1"] == full["dev_per_instance_top1"]
+    selected, again = _weights(tmp_path / "full" / "selected"), _weights(tmp_path / "killed" / "selected")
+    assert all(torch.equal(selected[k], again[k]) for k in selected)
+    average = load_file(tmp_path / "full" / "checkpoint" / "ema.safetensors")
+    raw = _weights(tmp_path / "full" / "checkpoint")
+    assert all(torch.equal(selected[k], average[f"module.{k}"]) for k in selected)  # the average is saved
+    assert not all(torch.equal(selected[k], raw[k]) for k in selected if k.endswith("weight"))  # not the raw weights
+    assert int(average["n_averaged"]) == full["step"]
+    assert [encoder_depth(n, 3) for n in ("encoder.hand_gcn.out.weight", "encoder.blocks.layers.0.linear1.weight",
+                                          "encoder.blocks.layers.2.norm1.bias", "classifier.1.weight")] == [0, 1, 3, 4]

@@ -115,8 +115,10 @@ def load_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], folder:
     model.load_state_dict(weights)
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimizer, state: dict) -> None:
-    """Model, config, optimiser and training state as one atomic commit."""
+def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimizer, state: dict,
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
+    """Model, config, optimiser and training state (and a stage's `extra` tensor files, by name) as one
+    atomic commit."""
     opt = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, st in opt["state"].items():
@@ -127,7 +129,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict, optimize
                 scalars[f"{pid}.{k}"] = v
     commit_folder(folder, {"model.safetensors": model_tensors(model), "config.json": versioned(config),
                            "optimizer.safetensors": tensors,
-                           "state.json": {**state, "optimizer_scalars": scalars, "param_groups": opt["param_groups"]}})
+                           "state.json": {**state, "optimizer_scalars": scalars, "param_groups": opt["param_groups"]},
+                           **(extra or {})})
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer) -> dict | None:

@@ -91,6 +91,14 @@ class Stage:
     def end_epoch(self, result: dict, out: Path) -> None: pass  # main rank, before the checkpoint commit
     def state(self) -> dict: return {}  # extra resumable state
     def restore(self, state: dict) -> None: pass
+
+    def extra_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Tensor files (name -> tensors) the checkpoint keeps besides the model and optimiser."""
+        return {}
+
+    def restore_tensors(self, folder: Path) -> None:
+        """Read back what `extra_tensors` saved in the checkpoint folder."""
+
     def describe(self, batch: dict) -> str: return ""
 
 
@@ -114,6 +122,7 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
         start, step, result = state["epoch"], state["step"], state.get("result", {})
         sched.last_epoch = step
         stage.restore(state)
+        stage.restore_tensors(out / CHECKPOINT)
         log.info("%s: resuming %s after epoch %d (step %d)", stage.name, out, start, step)
     if metrics:  # rows of epochs after the checkpoint (a kill before its commit) are redone
         metrics.truncate_after("epoch", start)
@@ -165,7 +174,7 @@ def fit(stage: Stage, out: Path, fp: dict, progress: bool = True, overwrite: boo
             metrics.log(result)
             stage.end_epoch(result, out)
             save_checkpoint(out / CHECKPOINT, model, stage.config, opt,
-                            {"epoch": epoch + 1, "step": step, "result": result, **stage.state()})
+                            {"epoch": epoch + 1, "step": step, "result": result, **stage.state()}, stage.extra_tensors())
             log.info("%s epoch %d: %s", stage.name, epoch + 1,
                      ", ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, (int, float))))
         dist_utils.barrier(info)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import fingerprint
 from ..sections import section
@@ -24,7 +26,7 @@ from ..calibration import expected_calibration_error, fit_temperature, nll, unkn
 from ..predict import build_classifier, predict_logits, softmax
 from . import distributed as dist_utils
 from ..atomic import committed, recover_folder
-from ..checkpoint import load_weights, save_weights
+from ..checkpoint import load_weights, model_tensors, save_weights
 from ..data.batches import epoch_batches, num_batches
 from .engine import Loop, Schedule, Stage, decay_groups, fit, make_adam
 
@@ -50,6 +52,10 @@ class FinetuneConfig:
     lr_gamma: float = 0.1
     warmup_epochs: float = 5.0  # linear warm-up (paper: 0); without it a from-scratch model can stay at chance
     encoder_lr_scale: float = 1.0  # lr of pre-trained encoder weights relative to the head's
+    layer_decay: float = 1.0  # BEiT's layer-wise lr decay: encoder block i (of L) x layer_decay^(L - i), the
+    #   GCNs and tokens before the blocks x layer_decay^(L + 1) (1 = off)
+    ema: float = 0.0  # an exponential moving average of the weights with this decay per step (e.g. 0.999):
+    #   dev, the selection and the saved model use the average (0 = off)
     weight_decay: float = 0.0
     label_smoothing: float = 0.1  # (paper: 0)
     perturb: float = 0.1  # random perturbation matrix strength (paper)
@@ -64,6 +70,10 @@ class FinetuneConfig:
             raise ValueError(f"finetune schedule must be step or cosine, got '{self.schedule}'")
         if self.select_on not in ("dev", "val", "last"):
             raise ValueError(f"finetune select_on must be dev, val or last, got '{self.select_on}'")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"finetune layer_decay must be in (0, 1], got {self.layer_decay}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"finetune ema must be in [0, 1) (a decay per step; 0 = off), got {self.ema}")
 
 
 class FinetuneStage(Stage):
@@ -81,14 +91,37 @@ class FinetuneStage(Stage):
         self.eval_sets = eval_sets
         self.best = -1.0  # the selection score of the epoch in selected/
         self.select_on = select_on  # the rule in force: finetune_config.select_on, or "last" where dev cannot choose
+        self.ema = None  # the weights' moving average, which dev scores and selection saves
+        if finetune_config.ema > 0:
+            average = get_ema_multi_avg_fn(finetune_config.ema)
+            self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
 
     def optimizer(self):
         settings = self.finetune_config
-        encoder = [(name, p) for name, p in self.model.named_parameters() if name.startswith("encoder.")]
-        head = [(name, p) for name, p in self.model.named_parameters() if not name.startswith("encoder.")]
-        groups = decay_groups(encoder, settings.weight_decay, lr=settings.lr * settings.encoder_lr_scale)
-        groups += decay_groups(head, settings.weight_decay, lr=settings.lr)
+        layers = self.config["model"]["layers"]
+        depths: dict[int, list] = {}  # 0: the encoder's input layers; i + 1: block i; layers + 1: the head
+        for name, p in self.model.named_parameters():
+            depths.setdefault(encoder_depth(name, layers), []).append((name, p))
+        groups = []
+        for depth, named in sorted(depths.items()):
+            scale = 1.0 if depth > layers else settings.encoder_lr_scale * settings.layer_decay ** (layers + 1 - depth)
+            groups += decay_groups(named, settings.weight_decay, lr=settings.lr * scale)
         return make_adam(groups, settings.lr, settings.weight_decay, self.info.device, decoupled=False)
+
+    def after_step(self, step: int, batch: dict) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def scored_model(self) -> torch.nn.Module:
+        """What dev scores and selection saves: the moving average where there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def extra_tensors(self) -> dict:
+        return {"ema.safetensors": model_tensors(self.ema)} if self.ema is not None else {}
+
+    def restore_tensors(self, folder: Path) -> None:
+        if self.ema is not None:
+            self.ema.load_state_dict(load_file(folder / "ema.safetensors"))
 
     def schedule(self, steps_per_epoch: int) -> Schedule:
         settings = self.finetune_config
@@ -112,7 +145,7 @@ class FinetuneStage(Stage):
     def evaluate(self, model) -> dict:
         out = {}
         for name, dataset in self.eval_sets.items():
-            logits = predict_logits(self.model, dataset, device=self.info.device, bf16=self.finetune_config.bf16)
+            logits = predict_logits(self.scored_model(), dataset, device=self.info.device, bf16=self.finetune_config.bf16)
             metrics = classification_metrics(logits, dataset.labels)
             out.update({f"{name}_{k}": v for k, v in metrics.items() if k.startswith("per_")})
         return out
@@ -122,7 +155,7 @@ class FinetuneStage(Stage):
         if self.select_on == "last" or score >= self.best:  # a tie keeps the later, longer-trained epoch
             self.best = score
             picked = {k: v for k, v in result.items() if k.split("_")[0] in self.eval_sets}
-            save_weights(self.model, out / SELECTED, {**self.config, "selected_epoch": result["epoch"],
+            save_weights(self.scored_model(), out / SELECTED, {**self.config, "selected_epoch": result["epoch"],
                                                       "select_on": self.select_on, "selection": picked})
 
     def state(self) -> dict:
@@ -133,6 +166,18 @@ class FinetuneStage(Stage):
 
     def describe(self, batch: dict) -> str:
         return self.train_set.describe(batch["index"].tolist())
+
+
+def encoder_depth(name: str, layers: int) -> int:
+    """Where a parameter sits, for layer-wise lr decay: 0 for the encoder's input layers (GCNs, tokens,
+    input norm), i + 1 for Transformer block i, layers + 1 for the head (everything outside the encoder)."""
+    if not name.startswith("encoder."):
+        return layers + 1
+    if name.startswith("encoder.blocks.layers."):
+        return int(name.split(".")[3]) + 1
+    if name.startswith("encoder.blocks."):  # the pre-LN blocks' final norm belongs to the last block
+        return layers
+    return 0
 
 
 def split_summary(manifest) -> dict[str, dict[str, int]]:
