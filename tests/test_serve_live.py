@@ -47,11 +47,13 @@ def test_live_streams_only_from_this_servers_own_page(server):
     url, _ = server
     from websockets.exceptions import InvalidStatus
 
-    for origin, host in (("http://evil.example", None), ("null", None), (None, "evil.example")):
+    port = url.rsplit(":", 1)[1]
+    for origin, host in (("http://evil.example", None), ("null", None), (None, "evil.example"),
+                         ("http://127.0.0.1:1", None), (f"http://localhost:{port}", None)):  # another local page
         with pytest.raises(InvalidStatus) as refused:
             connect(url, origin, host)
         assert refused.value.response.status_code == 403, (origin, host)
-    with connect(url, url) as ws:  # the page's own origin
+    with connect(url, url) as ws, connect(url, None):  # the page's own origin; a client that is not a browser
         json.loads(ws.recv(timeout=30))  # answered (an error where the video extra is missing: next test)
 
 

@@ -86,8 +86,9 @@ def host_name(header: str) -> str:
 
 class HostAllowList:
     """ASGI middleware: requests whose Host header names another host get 400 and never reach the app.
-    A WebSocket must also come from a page of an allowed host (its Origin header): browsers let any site
-    open a WebSocket to localhost, so without this a page elsewhere could use the camera stream."""
+    A WebSocket must also come from this server's own page (its Origin names the host and port the request
+    is addressed to): browsers let any site open a WebSocket to localhost, so without this a page elsewhere,
+    another local web app's too, could use the camera stream. Clients that are not browsers send no Origin."""
 
     def __init__(self, app, allowed: tuple[str, ...]):
         self.app, self.allowed = app, {host_name(h) for h in allowed}
@@ -95,14 +96,14 @@ class HostAllowList:
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
             headers = dict(scope["headers"])
-            host = host_name(headers.get(b"host", b"").decode("latin-1"))
-            origin = headers.get(b"origin", b"").decode("latin-1")
-            origin_host = host_name(urlsplit(origin).netloc) if origin and origin != "null" else host
+            addressed = headers.get(b"host", b"").decode("latin-1").strip().lower()
+            host = host_name(addressed)
+            origin = headers.get(b"origin", b"").decode("latin-1").strip()
             problem = None
             if host not in self.allowed:
                 problem = (f"this server answers requests for {', '.join(sorted(self.allowed))}, not '{host}' "
                            f"(signbest serve --allow-host NAME adds a name)")
-            elif scope["type"] == "websocket" and (origin == "null" or origin_host not in self.allowed):
+            elif scope["type"] == "websocket" and origin and urlsplit(origin.lower()).netloc != addressed:
                 problem = f"a live stream is accepted from this server's own page, not from '{origin}'"
             if problem and scope["type"] == "http":
                 return await _error(400, problem)(scope, receive, send)
@@ -192,8 +193,9 @@ def create_app(predictor: Predictor, max_upload_mb: float = 50.0, checkpoint: st
             return _error(415, f"{name}: {problem}")
         return name, data
 
-    async def answer_upload(request: Request, work) -> tuple[dict, str] | Response:
-        """`work(path)` on the upload, in a temporary folder removed after it: (its result, the file name)."""
+    async def answer_upload(request: Request, work) -> dict | Response:
+        """`work(path)` on the upload, in a temporary folder removed after it: its result (the temporary
+        folder taken out of names and messages), or the error response."""
         upload = await receive_upload(request)
         if isinstance(upload, Response):
             return upload
