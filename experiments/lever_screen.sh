@@ -30,5 +30,7 @@ for lever in "$@"; do
     strongaug) run strongaug finetune.perturb=0.2 finetune.shift=0.1 ;;
     ema) run ema finetune.ema=0.995 ;;
     layerdecay) run layerdecay finetune.layer_decay=0.75 ;;
+    bones) run bones head.stream=bones ;;
+    motion) run motion head.stream=motion ;;
   esac
 done

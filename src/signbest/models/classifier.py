@@ -17,16 +17,20 @@ import torch
 import torch.nn as nn
 
 from .best import BESTEncoder, ModelConfig
+from .streams import STREAMS, stream_view
 
 
 @dataclass
 class HeadConfig:
     kind: str = "attention"  # attention | mlp
     dropout: float = 0.2  # before the final Linear
+    stream: str = "joints"  # what the classifier reads: joints | bones | motion (models/streams.py)
 
     def __post_init__(self):
         if self.kind not in ("attention", "mlp"):
             raise ValueError(f"head kind must be attention or mlp, got '{self.kind}'")
+        if self.stream not in STREAMS:
+            raise ValueError(f"head stream must be one of {', '.join(STREAMS)}, got '{self.stream}'")
 
 
 class SignClassifier(nn.Module):
@@ -49,7 +53,7 @@ class SignClassifier(nn.Module):
         return {k for k in self.state_dict() if not k.startswith("encoder.")}
 
     def forward_features(self, batch: dict) -> torch.Tensor:
-        return self.encoder(batch)  # (B, T, D)
+        return self.encoder(stream_view(batch, self.head_cfg.stream))  # (B, T, D)
 
     @staticmethod
     def _attend(x: torch.Tensor, scorer: nn.Linear, valid: torch.Tensor) -> torch.Tensor:
@@ -75,7 +79,8 @@ class SignClassifier(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """-> logits (B, num_classes)."""
-        return self.forward_head(self.forward_features(batch), batch)
+        view = stream_view(batch, self.head_cfg.stream)  # the head pools the steps its stream has
+        return self.forward_head(self.encoder(view), view)
 
     def load_pretrained_encoder(self, weights: dict[str, torch.Tensor]) -> None:
         """Load a pre-trained checkpoint's encoder, dropping its MUM heads; exactly the new head must
