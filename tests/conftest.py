@@ -72,7 +72,7 @@ SLOW = ("test_runner.py::test_seeds_spread", "test_runner.py::test_pool_rows", "
         "test_pretrain.py::test_tiny_pretraining", "test_bad_input_suite.py::test_a_small_file_with_too_many_frames",
         "test_bad_input_suite.py::test_the_command_line", "test_demo.py::test_demo_runs", "test_pipeline.py::test_train",
         "test_write_safety.py", "test_serve.py", "test_finetune.py::test_predict_extracts", "test_cli.py", "test_export.py", "test_ensemble.py", "test_calibration.py::test_finetuning", "test_calibration.py::test_predictions_say", "test_stream.py::test_stream_a_long",
-        "test_serve_live.py", "test_live.py::test_a_camera_of_jpeg")
+        "test_serve_live.py", "test_live.py::test_a_camera_of_jpeg", "test_streams.py::test_a_")
 
 
 def pytest_collection_modifyitems(config, items):

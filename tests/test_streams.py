@@ -57,3 +57,19 @@ def test_a_bones_model_trains_predicts_and_joins_an_ensemble(synth_dir, tmp_path
     assert np.all(np.abs(p["both"] - (p["joints"] + p["bones"]) / 2) < 0.05)  # averaged (temperatures aside)
     with pytest.raises(ValueError, match="head stream must be one of joints, bones, motion, got 'angles'"):
         section(load_config("tiny", ["head.stream=angles"]), "head", HeadConfig)
+
+
+def test_a_motion_model_exports_with_its_view(synth_dir, tmp_path):
+    """The stream's view is part of the exported graph: onnxruntime agrees with torch (checked at export)."""
+    pytest.importorskip("onnxruntime", reason="export needs the onnx extra (pip install -e '.[onnx]')")
+    from signbest.config import load_config
+    from signbest.export import export_onnx
+    from signbest.predict import Predictor
+    from signbest.train.finetune import finetune
+
+    finetune(load_config("tiny", ["finetune.epochs=1", "head.stream=motion"]), synth_dir / "manifest.csv",
+             tmp_path / "ft", progress=False)
+    check = export_onnx(tmp_path / "ft", tmp_path / "m.onnx")  # refuses to write a file that disagrees
+    assert check["max_probability_difference"] <= 1e-3 and check["same_top1"]
+    clips = sorted((synth_dir / "poses").glob("*.npz"))[:3]
+    assert all("top" in r for r in Predictor(tmp_path / "m.onnx")(clips))
