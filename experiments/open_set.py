@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from signbest.calibration import auroc
 from signbest.config import SECTIONS
 from signbest.data import SignDataset
 from signbest.data.manifest import Manifest
@@ -42,13 +43,6 @@ def known_manifest(data: Path, unknown: set[str], out: Path) -> Path:
         for r in rows:
             w.writerow([r["video_id"], r["gloss"], r["split"], r["signer_id"], str((data.parent / r["pose_file"]).resolve())])
     return out
-
-
-def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
-    """P(a known clip scores higher than an unknown one), ties counting half."""
-    greater = (known[:, None] > unknown[None, :]).mean()
-    equal = (known[:, None] == unknown[None, :]).mean()
-    return float(100 * (greater + 0.5 * equal))
 
 
 def scores(model, cfg: dict, ds: SignDataset) -> dict[str, np.ndarray]:

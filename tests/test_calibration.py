@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from signbest.calibration import calibration_bins, expected_calibration_error, fit_temperature, nll
 from conftest import full_probabilities
@@ -66,6 +67,28 @@ def test_finetuning_stores_a_temperature_and_evaluate_reports_calibration(synth_
     assert {"ece_before", "ece_after"} <= set(result["calibration"])
     assert (out / "eval-test" / "reliability.png").stat().st_size > 5000
     assert "ECE" in (out / "eval-test" / "results.md").read_text()
+    # Open set: clips of other signs (another synthetic set), then a manifest that holds a known sign.
+    from signbest.data.synth import generate
+
+    generate(tmp_path / "other", classes=4, signers=2, per_class=2, seed=11, progress=False)
+    known = set(config["glosses"])
+    assert not known & {row.split(",")[2] for row in (tmp_path / "other" / "manifest.csv").read_text().splitlines()[1:]}
+    opened = evaluate(out, synth_dir / "manifest.csv", "test", tmp_path / "open", unknown=tmp_path / "other" / "manifest.csv")
+    o = opened["open_set"]
+    assert o["unknown_clips"] == 8 and o["known_clips"] == result["pose"]["clips"] and 0 <= o["auroc"] <= 100
+    assert o["threshold"] == cal["unknown_below"] and 0 <= o["unknown_rejected"] <= 100
+    assert o["known_accuracy_with_unknown"] <= result["pose"]["per_instance_top1"] + 1e-9  # unknown counts wrong
+    assert "Open set" in (tmp_path / "open" / "results.md").read_text()
+    with pytest.raises(ValueError, match="clips of signs the model knows"):
+        evaluate(out, synth_dir / "manifest.csv", "test", tmp_path / "open2", unknown=synth_dir / "manifest.csv")
+
+
+def test_auroc_by_hand():
+    from signbest.calibration import auroc
+
+    assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 100.0
+    assert auroc(np.array([0.5]), np.array([0.5])) == 50.0  # a tie counts half
+    assert auroc(np.array([0.1, 0.9]), np.array([0.5])) == 50.0
 
 
 def test_the_unknown_threshold_keeps_95_percent_of_dev():

@@ -111,3 +111,23 @@ def unknown_threshold_of(config: dict) -> float:
     """The model's "unknown" threshold on the calibrated top-1 probability (0.0: never unknown)."""
     return float((config.get("calibration") or {}).get("unknown_below", 0.0))
 
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """P(a known clip scores higher than an unknown one), ties counting half, in percent."""
+    greater = (known[:, None] > unknown[None, :]).mean()
+    equal = (known[:, None] == unknown[None, :]).mean()
+    return float(100 * (greater + 0.5 * equal))
+
+
+def open_set_metrics(known_probs: np.ndarray, known_labels: np.ndarray, unknown_probs: np.ndarray,
+                     threshold: float) -> dict:
+    """Known-versus-unknown separation by the calibrated top-1 probability (the score the "unknown"
+    answer uses), and what the model's threshold does: known clips kept, unknown ones rejected, accuracy
+    on known clips when an "unknown" answer counts as wrong."""
+    known_top, unknown_top = known_probs.max(1), unknown_probs.max(1)
+    kept = known_top >= threshold
+    return {"auroc": auroc(known_top, unknown_top), "score": "max_probability", "threshold": threshold,
+            "known_kept": float(100 * kept.mean()), "unknown_rejected": float(100 * (unknown_top < threshold).mean()),
+            "known_accuracy_with_unknown": float(100 * (kept & (known_probs.argmax(1) == known_labels)).mean()),
+            "known_clips": len(known_top), "unknown_clips": len(unknown_top)}

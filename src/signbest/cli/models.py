@@ -18,12 +18,14 @@ def evaluate(checkpoint: Checkpoints,
              windows: Windows = 1, mirror: Mirror = False,
              fuse: Annotated[Optional[Path], typer.Option(help="other model's class scores (.csv or .npz keyed by clip id)")] = None,
              fuse_weight: Annotated[float, typer.Option(min=0.0, max=1e6, help="weight of the fused scores")] = 1.0,
-             fuse_kind: Annotated[str, typer.Option(help="the fused scores are 'logits' or 'probs'")] = "logits") -> None:
-    """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table. Several
+             fuse_kind: Annotated[str, typer.Option(help="the fused scores are 'logits' or 'probs'")] = "logits",
+             unknown: Annotated[Optional[Path], typer.Option(help="a manifest of clips of signs the model does not know: adds open-set AUROC and what the \"unknown\" threshold does")] = None) -> None:
+    """Per-instance and per-class Top-1/Top-5, per-class CSV, confusion matrix, Markdown table, calibration
+    (ECE before and after, reliability diagram), and with --unknown the open-set figures. Several
     --checkpoint average their probabilities (an ensemble; give --out)."""
     from ..eval.evaluate import evaluate as run
 
-    res = run(checkpoint, data, split, out, windows, fuse, fuse_weight, fuse_kind, mirror)
+    res = run(checkpoint, data, split, out, windows, fuse, fuse_weight, fuse_kind, mirror, unknown)
     for name in ("pose", "fused"):
         if name in res:
             m = res[name]
@@ -31,6 +33,11 @@ def evaluate(checkpoint: Checkpoints,
                        f"per-class top-1 {m['per_class_top1']:.2f} top-5 {m['per_class_top5']:.2f} ({m['clips']} clips)")
     cal = res["calibration"]
     typer.echo(f"calibration: ECE {cal['ece_before']:.2f}% -> {cal['ece_after']:.2f}% (temperature {cal['temperature']})")
+    if "open_set" in res:
+        o = res["open_set"]
+        typer.echo(f"open set: AUROC {o['auroc']:.1f} ({o['known_clips']} known clips, {o['unknown_clips']} unknown); at the "
+                   f"threshold {o['threshold']:.3f}: {o['known_kept']:.1f}% of known kept, {o['unknown_rejected']:.1f}% of "
+                   f"unknown answered \"unknown\", accuracy {o['known_accuracy_with_unknown']:.1f}% with unknown counted wrong")
 
 
 @app.command()

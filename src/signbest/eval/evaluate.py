@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import SignDataset
+from ..data import SignDataset, read_manifest
 from ..data.protocol import SplitConfig, load_manifest
-from ..calibration import ECE_BINS, expected_calibration_error, plot_reliability, temperature_of
+from ..calibration import (ECE_BINS, expected_calibration_error, open_set_metrics, plot_reliability, temperature_of,
+                           unknown_threshold_of)
 from ..predict import check_ensemble, combine_logits, load_classifier, predict_logits, softmax
 from ..atomic import check_output_folder, committed
 from ..model_card import write_model_card
@@ -36,16 +37,33 @@ def checkpoint_labels(manifest_glosses: list[str], labels: np.ndarray, trained: 
     return np.array([index[manifest_glosses[k]] for k in labels], dtype=np.int64)
 
 
+def open_set_report(models, temperatures, known_probs, known_labels, unknown: str | Path, cfg: dict, windows: int,
+                    mirror: bool, bf16: bool, threshold: float) -> dict:
+    """`open_set_metrics` of the evaluated clips against the clips of `unknown`."""
+    manifest = read_manifest(unknown)
+    if manifest.labelled:
+        shared = sorted({c.gloss for c in manifest.clips} & set(cfg["glosses"]))
+        if shared:
+            raise ValueError(f"{unknown}: clips of signs the model knows ({', '.join(shared[:5])}"
+                             f"{' ...' if len(shared) > 5 else ''}) cannot stand for unknown signs")
+    ds = SignDataset(manifest, split=None, num_frames=cfg["finetune"]["num_frames"], progress=False,
+                     sampling=cfg["finetune"]["sampling"])
+    members = [predict_logits(model, ds, windows=windows, mirror=mirror, bf16=bf16) for model in models]
+    return {**open_set_metrics(known_probs, known_labels, softmax(combine_logits(members, temperatures)), threshold),
+            "unknown_data": str(unknown)}
+
+
 def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test", out: str | Path | None = None,
              windows: int = 1, fuse_path: str | Path | None = None, fuse_weight: float = 1.0,
-             fuse_kind: str = "logits", mirror: bool = False) -> dict:
+             fuse_kind: str = "logits", mirror: bool = False, unknown: str | Path | None = None) -> dict:
     """Reports of one fine-tuned model, or of several averaged (an ensemble: give `out`), on `split`;
-    `windows` and `mirror` average test-time views."""
+    `windows` and `mirror` average test-time views. `unknown`: a manifest of clips of signs the model
+    does not know (every clip; unlabelled, or glosses none of the model's): open-set figures beside."""
     checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     if len(checkpoints) > 1 and out is None:
         raise ValueError("an ensemble's report needs --out: it belongs to no single run folder")
     out = Path(out) if out else checkpoints[0] / f"eval-{split}"
-    check_folder(out, "eval", [*checkpoints, data, fuse_path])  # before the work; made only when there is a report
+    check_folder(out, "eval", [*checkpoints, data, fuse_path, unknown])  # before the work; made only when there is a report
     loaded = [load_classifier(c) for c in checkpoints]
     models = [model for model, _ in loaded]
     check_ensemble(checkpoints, [cfg for _, cfg in loaded])
@@ -66,12 +84,15 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
                "calibration": {"temperature": temperatures if len(temperatures) > 1 else temperatures[0],
                                "ece_before": expected_calibration_error(softmax(raw), labels),
                                "ece_after": expected_calibration_error(softmax(logits), labels), "bins": ECE_BINS}}
+    if unknown is not None:
+        results["open_set"] = open_set_report(models, temperatures, softmax(logits), labels, unknown, cfg, windows,
+                                              mirror, bf16, float(np.mean([unknown_threshold_of(c) for _, c in loaded])))
     scores = logits
     if fuse_path:
         ids = [c.clip_id for c in ds.clips]
         scores = fuse(logits, ids, read_scores(fuse_path), fuse_weight, fuse_kind, str(fuse_path))
         results["fused"] = {**classification_metrics(scores, labels), "weight": fuse_weight, "scores": str(fuse_path)}
-    claim_folder(out, "eval", [*checkpoints, data, fuse_path])
+    claim_folder(out, "eval", [*checkpoints, data, fuse_path, unknown])
     write_reports(out, results, scores, labels, cfg["glosses"])
     calibrated = any(t != 1.0 for t in temperatures)
     plot_reliability(softmax(raw), softmax(logits) if calibrated else None, labels, out / "reliability.png",
@@ -94,6 +115,13 @@ def write_reports(out: Path, results: dict, scores: np.ndarray, labels: np.ndarr
         lines += ["", f"Calibration ({cal['bins']} bins): ECE {cal['ece_before']:.2f}% with the softmax, "
                       f"{cal['ece_after']:.2f}% with the temperature fitted on dev ({cal['temperature']}); "
                       "reliability.png"]
+    o = results.get("open_set")
+    if o:
+        lines += ["", f"Open set (`{o['unknown_data']}`: {o['unknown_clips']} clips of signs the model does not know): "
+                      f"AUROC {o['auroc']:.1f} by the calibrated top-1 probability; at the \"unknown\" threshold "
+                      f"{o['threshold']:.3f}, {o['known_kept']:.1f}% of the known clips kept, {o['unknown_rejected']:.1f}% "
+                      f"of the unknown ones answered \"unknown\", accuracy {o['known_accuracy_with_unknown']:.2f}% "
+                      f"with an \"unknown\" answer counted wrong"]
     (out / "results.md").write_text(f"Split `{results['split']}` of `{results['data']}`\n\n" + "\n".join(lines) + "\n")
     c = scores.shape[1]
     acc1 = per_class_accuracy(topk_hits(scores, labels, 1), labels, c)
