@@ -32,5 +32,6 @@ for lever in "$@"; do
     layerdecay) run layerdecay finetune.layer_decay=0.75 ;;
     bones) run bones head.stream=bones ;;
     motion) run motion head.stream=motion ;;
+    motion10) run motion10 head.stream=motion ;;  # after MOTION_SCALE (x10) went in
   esac
 done

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from signbest.models.streams import PARENTS, stream_view
+from signbest.models.streams import MOTION_SCALE, PARENTS, stream_view
 
 
 def batch(b: int = 2, t: int = 4, seed: int = 0) -> dict:
@@ -33,7 +33,7 @@ def test_bones_and_motion_views():
     assert not bones["right_mask"][0, 1, 5] and not bones["right_mask"][0, 1, 6]  # its bone and its child's
     assert bones["right_mask"].sum() == x["right_mask"].sum() - 1 and torch.all(bones["right"][0, 1, 6] == 0)
     motion = stream_view(x, "motion")
-    assert torch.allclose(motion["body"][:, 1], x["body"][:, 2] - x["body"][:, 1])
+    assert torch.allclose(motion["body"][:, 1], MOTION_SCALE * (x["body"][:, 2] - x["body"][:, 1]))
     assert not motion["body_mask"][:, -1].any() and torch.all(motion["body"][:, -1] == 0)  # no next frame
     assert not motion["right_mask"][0, 0, 5] and not motion["right_mask"][0, 1, 5] and motion["right_mask"][0, 2, 5]
     assert torch.equal(x["left"], batch()["left"])  # the input is left as it was

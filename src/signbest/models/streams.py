@@ -1,6 +1,6 @@
 """Input streams of a classifier, as the skeleton-based recognisers (SL-GCN, SAM-SLR) use them: the same
 clip seen as joints (positions), bones (each joint relative to its parent in the part's skeleton) or
-motion (each joint's change to the next frame). Each stream is a model of its own; their probabilities
+motion (each joint's change to the next frame, times MOTION_SCALE). Each stream is a model of its own; their probabilities
 are averaged (an ensemble: `--checkpoint` several times). The view is taken inside the model, after the
 dataset's frame sampling and test-time views, so every engine and the ONNX export see the same function.
 """
@@ -11,6 +11,8 @@ import torch
 from ..pose.sequence import PART_GRAPHS, PART_KINDS, PARTS
 
 STREAMS = ("joints", "bones", "motion")
+MOTION_SCALE = 10.0  # frame differences of normalised coordinates are about 0.005 to 0.05; unscaled, a motion
+#   model from the pre-trained encoder did not learn (dev 6.5% after 30 epochs, docs/results.md)
 
 
 def parents(kind: str) -> list[int]:
@@ -43,7 +45,7 @@ def stream_view(batch: dict, stream: str) -> dict:
             view = torch.cat([xy[:, :, :1], (xy - xy[:, :, up])[:, :, 1:]], 2)  # (B, T, J, 2)
             valid = mask & mask[:, :, up]
         else:  # motion
-            view = torch.cat([xy[:, 1:] - xy[:, :-1], torch.zeros_like(xy[:, :1])], 1)
+            view = MOTION_SCALE * torch.cat([xy[:, 1:] - xy[:, :-1], torch.zeros_like(xy[:, :1])], 1)
             valid = torch.cat([mask[:, 1:] & mask[:, :-1], torch.zeros_like(mask[:, :1])], 1)
         out[part], out[f"{part}_mask"] = torch.where(valid[..., None], view, 0.0), valid
     return out
