@@ -23,7 +23,6 @@ from .config import load_config
 from .data.synth import DEMO_ROLES, generate_demo
 from .eval.evaluate import evaluate
 from .outputs import claim_folder
-from .runtime import bf16_supported
 from .tokens import show_dataset_tokens
 from .train.finetune import finetune
 from .train.pretrain import pretrain
@@ -73,12 +72,10 @@ def run_demo(out: str | Path = "runs/demo", config: str = "demo", classes: int =
     wall = time.monotonic() - t0
     table = results_table(runs)
     counts = {role: n * copies * classes for role, n, copies in roles}
-    cfg = configs["best"]
-    bf16 = bf16_supported(torch.device("cpu")) and cfg["finetune"].get("bf16", True)
     note = (f"{classes} synthetic signs. Labelled: {counts['train']} training clips ({roles[0][1] * roles[0][2]} per sign), "
             f"{counts['dev']} dev clips of other people; unlabelled pool: {counts['pool']} clips of {roles[3][1]} people; "
             f"test: {counts['test']} clips of {roles[2][1]} people no stage has seen. Seed {seed}, each model on one "
-            f"thread ({min(threads, len(runs))} at once), bf16 {'on' if bf16 else 'off'}, {wall:.0f} s.\n")
+            f"thread ({min(threads, len(runs))} at once), fp32, {wall:.0f} s.\n")
     (out / "results.md").write_text(table + "\n" + note)
     write_json(out / "results.json", {**runs, "seed": seed, "data_seed": data_seed, "threads": threads,
                                       "wall_s": wall})

@@ -52,9 +52,6 @@ class SignClassifier(nn.Module):
     def head_keys(self) -> set[str]:
         return {k for k in self.state_dict() if not k.startswith("encoder.")}
 
-    def forward_features(self, batch: dict) -> torch.Tensor:
-        return self.encoder(stream_view(batch, self.head_cfg.stream))  # (B, T, D)
-
     @staticmethod
     def _attend(x: torch.Tensor, scorer: nn.Linear, valid: torch.Tensor) -> torch.Tensor:
         """x (B, S, Dp), valid (B, S) -> (B, Dp); a clip with no valid step pools to zeros."""
