@@ -7,13 +7,13 @@ set -u
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 SRC=runs/wlasl100-v02/small
-run() {  # name, overrides...
+run() {  # name, overrides... (PRETRAIN=1: pre-train again, the lever changes pre-training)
   name=$1; shift
   out=runs/levers/$name
   for seed in $SEEDS; do
     mkdir -p $out/small/best/seed$seed
     [ -d $out/small/tokenizer-coupled-seed$seed ] || cp -a $SRC/tokenizer-coupled-seed$seed $out/small/
-    [ -d $out/small/best/seed$seed/pretrain ] || cp -a $SRC/best/seed$seed/pretrain $out/small/best/seed$seed/
+    [ -n "${PRETRAIN:-}" ] || [ -d $out/small/best/seed$seed/pretrain ] || cp -a $SRC/best/seed$seed/pretrain $out/small/best/seed$seed/
   done
   sets=(); for o in "$@"; do sets+=(--set "$o"); done
   start=$(date +%s)
@@ -33,5 +33,10 @@ for lever in "$@"; do
     bones) run bones head.stream=bones ;;
     motion) run motion head.stream=motion ;;
     motion10) run motion10 head.stream=motion ;;  # after MOTION_SCALE (x10) went in
+    cutmix) run cutmix finetune.cutmix=0.5 ;;
+    droppath) run droppath finetune.drop_path=0.1 ;;
+    speed) run speed finetune.speed=0.2 ;;
+    jointdrop) run jointdrop finetune.joint_drop=0.1 ;;
+    pretrain80) PRETRAIN=1 run pretrain80 pretrain.epochs=80 ;;  # twice the pre-training steps (3,120)
   esac
 done

@@ -137,10 +137,11 @@ def test_one_thread_policy_the_users_count_or_the_cores_never_refitted(monkeypat
         runtime.set_threads(threads=before)
 
 
-def test_a_moving_average_of_the_weights_resumes_bit_for_bit_and_is_what_selection_saves(synth_dir, tmp_path, monkeypatch):
+def test_a_moving_average_and_the_regularisers_resume_bit_for_bit_and_the_average_is_what_selection_saves(synth_dir, tmp_path, monkeypatch):
     from signbest.train.finetune import FinetuneStage, encoder_depth
 
-    cfg = load_config("tiny", ["finetune.epochs=2", "finetune.ema=0.9", "finetune.layer_decay=0.7", "finetune.select_on=last"])
+    cfg = load_config("tiny", ["finetune.epochs=2", "finetune.ema=0.9", "finetune.layer_decay=0.7", "finetune.select_on=last",
+                               "finetune.cutmix=0.5", "finetune.drop_path=0.2", "finetune.speed=0.2", "finetune.joint_drop=0.1"])
     data = synth_dir / "manifest.csv"
     full = finetune(cfg, data, tmp_path / "full", None, progress=False)
     end_epoch = FinetuneStage.end_epoch

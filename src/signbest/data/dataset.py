@@ -57,6 +57,8 @@ class AugmentConfig:
     perturb: float = 0.1  # entries of the random perturbation matrix A = I + U(-p, p)^{2x2}
     shift: float = 0.05  # random translation U(-s, s) in normalised units
     swap_hands: float = 0.0  # probability of a left/right mirror of the whole clip
+    speed: float = 0.0  # the clip replayed at a random rate in [1 - speed, 1 + speed] before sampling
+    joint_drop: float = 0.0  # probability that each detected joint of each frame is hidden
 
 
 def perturb(xy: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -65,6 +67,23 @@ def perturb(xy: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random
     t = rng.uniform(-cfg.shift, cfg.shift, 2)
     out = (xy - 0.5) @ a.T + 0.5 + t
     return np.where(mask[..., None], out, 0.0).astype(np.float32)
+
+
+def replay_rate(length: int, speed: float, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices of a clip of `length` frames played at a random rate in [1 - speed, 1 + speed]
+    (nearest frame): a slower signer repeats frames, a faster one skips them."""
+    rate = rng.uniform(1.0 - speed, 1.0 + speed)
+    return np.minimum((np.arange(max(1, round(length / rate))) * rate).astype(np.int64), length - 1)
+
+
+def drop_joints(item: dict[str, np.ndarray], p: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Hide each detected joint with probability p: its mask cleared and its coordinates zeroed, as a joint
+    the detector missed is stored."""
+    out = dict(item)
+    for part in BODY_FIRST:
+        mask = item[f"{part}_mask"] & (rng.random(item[f"{part}_mask"].shape) >= p)
+        out[f"{part}_mask"], out[part] = mask, np.where(mask[..., None], item[part], 0.0).astype(np.float32)
+    return out
 
 
 def mirror_clip(item: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,7 +173,11 @@ class SignDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         full = self.clip_arrays(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        idx = sample_frames(len(full["body"]), self.num_frames, self.train, rng, self.window, self.sampling, self.crop)
+        augment = self.augment if self.train else None
+        # Each random draw only when its augmentation is on: a config without it gets the same clips as before.
+        frames = replay_rate(len(full["body"]), augment.speed, rng) if augment and augment.speed > 0 \
+            else np.arange(len(full["body"]))
+        idx = frames[sample_frames(len(frames), self.num_frames, self.train, rng, self.window, self.sampling, self.crop)]
         item = {k: v[idx] for k, v in full.items()}
         if self.mirror and not self.train:
             item = mirror_clip(item)
@@ -163,6 +186,8 @@ class SignDataset(Dataset):
                 item = mirror_clip(item)
             for part in BODY_FIRST:
                 item[part] = perturb(item[part], item[f"{part}_mask"], self.augment, rng)
+            if self.augment.joint_drop > 0:
+                item = drop_joints(item, self.augment.joint_drop, rng)
         out = pad_item(item, self.num_frames, self.clips[i].label, i)
         if self.noise_dim:  # random numbers for masking, tied to this item like the augmentation
             out["noise"] = torch.from_numpy(rng.random((self.num_frames, self.noise_dim), dtype=np.float32))

@@ -29,6 +29,7 @@ from ..atomic import committed, recover_folder
 from ..checkpoint import load_weights, model_tensors, save_weights
 from ..data.batches import epoch_batches, num_batches
 from .engine import Loop, Schedule, Stage, decay_groups, fit, make_adam
+from .regularise import add_drop_path, temporal_cutmix
 
 log = logging.getLogger(__name__)
 SELECTED = "selected"  # the chosen epoch's model, inside the output folder
@@ -61,6 +62,12 @@ class FinetuneConfig:
     perturb: float = 0.1  # random perturbation matrix strength (paper)
     shift: float = 0.05  # random translation
     swap_hands: float = 0.0  # left/right mirror probability (later code: 0.5)
+    speed: float = 0.0  # each training clip replayed at a random rate in [1 - speed, 1 + speed] (0 = off)
+    joint_drop: float = 0.0  # each detected joint of a training clip hidden with this probability (0 = off)
+    cutmix: float = 0.0  # probability that a training batch is mixed in time: a random span of each clip taken
+    #   from another clip of the batch, the labels weighted by the frames each gave (train/regularise.py)
+    drop_path: float = 0.0  # stochastic depth: Transformer block i of L skipped per clip with probability
+    #   drop_path * (i + 1) / L while fine-tuning (0 = off)
     grad_clip: float = 1.0
     bf16: bool = True
     seed: int = 0
@@ -74,6 +81,11 @@ class FinetuneConfig:
             raise ValueError(f"finetune layer_decay must be in (0, 1], got {self.layer_decay}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"finetune ema must be in [0, 1) (a decay per step; 0 = off), got {self.ema}")
+        for name in ("speed", "joint_drop", "drop_path"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"finetune {name} must be in [0, 1) (0 = off), got {getattr(self, name)}")
+        if not 0 <= self.cutmix <= 1:
+            raise ValueError(f"finetune cutmix must be a probability in [0, 1], got {self.cutmix}")
 
 
 class FinetuneStage(Stage):
@@ -92,6 +104,9 @@ class FinetuneStage(Stage):
         self.best = -1.0  # the selection score of the epoch in selected/
         self.select_on = select_on  # the rule in force: finetune_config.select_on, or "last" where dev cannot choose
         self.ema = None  # the weights' moving average, which dev scores and selection saves
+        # Training only: hooks on the blocks, not in the weights; added before the average copies the model
+        # (the copy runs in eval mode, where they do nothing).
+        self.drop_path = add_drop_path(model.encoder.blocks.layers, finetune_config.drop_path)
         if finetune_config.ema > 0:
             average = get_ema_multi_avg_fn(finetune_config.ema)
             self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
@@ -138,9 +153,17 @@ class FinetuneStage(Stage):
         return epoch_batches(self.train_set, settings.batch_size, epoch, settings.seed, True, self.info, drop_last=True)
 
     def loss(self, model, batch: dict):
-        logits = model(batch)
-        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.finetune_config.label_smoothing)
-        return loss, len(batch["label"]), {}
+        settings = self.finetune_config
+        batch, partner, share = temporal_cutmix(batch, settings.cutmix)
+        logits = model(batch).float()
+        labels = batch["label"]
+        if partner is None:
+            loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
+        else:  # each clip's loss weighted between its own label and its partner's by the frames each gave
+            own, other = (F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing, reduction="none")
+                          for y in (labels, labels[partner]))
+            loss = ((1 - share) * own + share * other).mean()
+        return loss, len(labels), {}
 
     def evaluate(self, model) -> dict:
         out = {}
@@ -231,7 +254,8 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     if not manifest.labelled:
         raise ValueError(f"{data}: the manifest has no gloss column: fine-tuning needs labelled clips")
     frames = dict(num_frames=finetune_config.num_frames, sampling=finetune_config.sampling)
-    augment = AugmentConfig(finetune_config.perturb, finetune_config.shift, finetune_config.swap_hands)
+    augment = AugmentConfig(finetune_config.perturb, finetune_config.shift, finetune_config.swap_hands,
+                            finetune_config.speed, finetune_config.joint_drop)
     train_set = SignDataset(manifest, "train", train=True, augment=augment, seed=finetune_config.seed,
                             progress=progress and info.main, crop=finetune_config.crop, **frames)
     candidates = ("dev", "val") if finetune_config.select_on == "val" else ("dev",)
