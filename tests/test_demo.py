@@ -36,7 +36,10 @@ def test_every_shipped_config_fine_tunes_with_the_recipe_dev_chose():
         else:
             assert f.schedule == "cosine" and f.label_smoothing == 0.1, name
             assert f.warmup_epochs == (0.5 if name == "tiny" else 5), name
-    assert section(load_config("small"), "finetune", FinetuneConfig).lr == 5e-4
+    small = section(load_config("small"), "finetune", FinetuneConfig)
+    assert (small.lr, small.epochs, small.test_windows) == (5e-4, 60, 3)  # 60 epochs, 3 test windows: dev's pick
+    step = section(load_config("small-step"), "finetune", FinetuneConfig)
+    assert (step.epochs, step.test_windows) == (30, 1)  # the paper's step recipe: x0.1 every 10 of 30 epochs
     assert section(load_config("paper"), "finetune", FinetuneConfig).lr == 1e-4
     assert section(load_config("wlasl-scratch", base="small"), "finetune", FinetuneConfig).lr == 5e-4
 

@@ -83,3 +83,28 @@ def test_evaluate_an_ensemble(runs, synth_dir, tmp_path):
     assert saved["checkpoint"] == [str(r) for r in runs] and saved["mirror"] and saved["windows"] == 2
     assert 0 <= result["pose"]["per_instance_top1"] <= 100
     assert "of `manifest.csv`, 2 windows" not in (runs[0] / "README.md").read_text()  # not in a member's card
+
+
+def test_the_models_recipe_sets_the_test_windows_unless_asked_otherwise(synth_dir, tmp_path):
+    from signbest.calibration import test_windows_of
+    from signbest.config import load_config
+    from signbest.eval.evaluate import evaluate
+    from signbest.predict import Predictor, load_classifier, predict_logits
+    from signbest.calibration import fit_temperature
+    from signbest.data import SignDataset
+    from signbest.data.protocol import SplitConfig, load_manifest
+    from signbest.train.finetune import finetune
+
+    data = synth_dir / "manifest.csv"
+    run = tmp_path / "ft"
+    finetune(load_config("tiny", ["finetune.epochs=2", "finetune.test_windows=2"]), data, run, progress=False)
+    model, cfg = load_classifier(run)
+    assert test_windows_of(cfg) == 2 and test_windows_of({"finetune": {}}) == 1  # older models: one window
+    assert Predictor(run).windows == 2 and Predictor(run, windows=1).windows == 1
+    assert evaluate(run, data, "test", tmp_path / "e")["windows"] == 2
+    assert evaluate(run, data, "test", tmp_path / "e1", windows=1)["windows"] == 1
+    # the temperature is fitted on dev with the same two windows
+    dev = SignDataset(load_manifest(data, SplitConfig(**cfg["split"])), "dev", num_frames=cfg["finetune"]["num_frames"],
+                      sampling=cfg["finetune"]["sampling"], progress=False)
+    logits = predict_logits(model, dev, windows=2, bf16=cfg["finetune"]["bf16"])
+    assert cfg["calibration"]["temperature"] == pytest.approx(fit_temperature(logits, dev.labels), rel=1e-6)

@@ -91,6 +91,11 @@ def plot_reliability(before: np.ndarray, after: np.ndarray | None, labels: np.nd
     plt.close(fig)
 
 
+def test_windows_of(config: dict) -> int:
+    """How many temporal windows the model's recipe averages at test time (1 for models made before 0.3)."""
+    return int((config.get("finetune") or {}).get("test_windows", 1))
+
+
 def temperature_of(config: dict) -> float:
     """The model's fitted temperature (1.0: not calibrated)."""
     return float((config.get("calibration") or {}).get("temperature", 1.0))

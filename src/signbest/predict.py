@@ -24,7 +24,7 @@ from .models.best import ModelConfig
 from .models.classifier import HeadConfig, SignClassifier
 from .models.gcn import reuse_merged_weights
 from .model_card import card_text, without_front_matter
-from .calibration import temperature_of, unknown_threshold_of
+from .calibration import temperature_of, test_windows_of, unknown_threshold_of
 from .atomic import committed
 from .checkpoint import load_state, load_weights
 from .runtime import autocast, bf16_supported
@@ -180,7 +180,7 @@ class Predictor:
     command agree exactly. Calls from several threads are serialised: the model uses every core anyway."""
 
     def __init__(self, checkpoint: str | Path | list, tokenizer: str | Path | None = None, engine: str = "auto",
-                 windows: int = 1, mirror: bool = False):
+                 windows: int | None = None, mirror: bool = False):
         checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
         if not checkpoints:
             raise ValueError("give at least one checkpoint")
@@ -196,7 +196,9 @@ class Predictor:
             f"An ensemble of {len(loaded)} models: their probabilities are averaged. The first one's card:\n\n"
             + loaded[0][2])
         self.glosses: list[str] = self.cfg["glosses"]
-        self.windows, self.mirror = windows, mirror  # test-time views, averaged
+        # Test-time views, averaged: by default the windows the models' recipe tests with (an ensemble: the most).
+        self.windows = windows or max(test_windows_of(cfg) for _, cfg, _ in loaded)
+        self.mirror = mirror
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self.lock = threading.Lock()  # one call at a time: the model uses every core anyway
 
@@ -272,7 +274,7 @@ def _joints_json(xy: np.ndarray, mask: np.ndarray) -> list:
 
 
 def predict(checkpoint: str | Path | list, files: list[str | Path], top: int = 5, batch_size: int = 64,
-            engine: str = "auto", windows: int = 1, mirror: bool = False) -> list[dict]:
+            engine: str = "auto", windows: int | None = None, mirror: bool = False) -> list[dict]:
     """Top-k glosses with probabilities for each pose file (any supported layout) or video; several
     checkpoints average their probabilities; `windows` and `mirror` average test-time views."""
     return Predictor(checkpoint, engine=engine, windows=windows, mirror=mirror)(files, top, batch_size)

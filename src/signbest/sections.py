@@ -12,7 +12,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 AT_LEAST_ONE = {"epochs", "batch_size", "num_frames", "layers", "heads", "part_dim", "ffn", "hidden", "code_dim",
-                "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs"}
+                "hand_codes", "body_codes", "max_frames", "kmeans_iters", "lr_step_epochs", "test_windows"}
 NON_NEGATIVE = {"steps_per_epoch", "weight_decay", "grad_clip", "label_smoothing", "time_budget_s", "warmup_epochs", "revive_every",
                 "perturb", "shift", "beta_body", "beta_codebook", "beta_commit"}
 

@@ -22,7 +22,7 @@ def _common(threads: Annotated[int, typer.Option(min=0, help="torch threads for 
 Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: section.key=value")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="start OUT again when it holds a run made with other settings or data")]
 Checkpoints = Annotated[list[Path], typer.Option("--checkpoint", help="fine-tuned run folder, checkpoint folder or .onnx file; give it several times for an ensemble (probabilities averaged)")]
-Windows = Annotated[int, typer.Option(min=1, max=32, help="temporal windows averaged per clip (test-time views)")]
+Windows = Annotated[Optional[int], typer.Option(min=1, max=32, help="temporal windows averaged per clip (test-time views; default: the model's recipe, finetune.test_windows)")]
 Mirror = Annotated[bool, typer.Option("--mirror/--no-mirror", help="also average each view mirrored (hands swapped, body flipped)")]
 Engine = Annotated[str, typer.Option(help="auto (onnx for a .onnx file, else torch), torch, or onnx (onnxruntime; a run folder then means its model.onnx; the onnx extra)")]
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..data import SignDataset, read_manifest
 from ..data.protocol import SplitConfig, load_manifest
 from ..calibration import (ECE_BINS, expected_calibration_error, open_set_metrics, plot_reliability, temperature_of,
-                           unknown_threshold_of)
+                           test_windows_of, unknown_threshold_of)
 from ..predict import check_ensemble, combine_logits, load_classifier, predict_logits, softmax
 from ..atomic import check_output_folder, committed
 from ..model_card import write_model_card
@@ -54,10 +54,11 @@ def open_set_report(models, temperatures, known_probs, known_labels, unknown: st
 
 
 def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test", out: str | Path | None = None,
-             windows: int = 1, fuse_path: str | Path | None = None, fuse_weight: float = 1.0,
+             windows: int | None = None, fuse_path: str | Path | None = None, fuse_weight: float = 1.0,
              fuse_kind: str = "logits", mirror: bool = False, unknown: str | Path | None = None) -> dict:
     """Reports of one fine-tuned model, or of several averaged (an ensemble: give `out`), on `split`;
-    `windows` and `mirror` average test-time views. `unknown`: a manifest of clips of signs the model
+    `windows` and `mirror` average test-time views (windows None: the models' recipe, `test_windows_of`).
+    `unknown`: a manifest of clips of signs the model
     does not know (every clip; unlabelled, or glosses none of the model's): open-set figures beside."""
     checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     if len(checkpoints) > 1 and out is None:
@@ -68,6 +69,7 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
     models = [model for model, _ in loaded]
     check_ensemble(checkpoints, [cfg for _, cfg in loaded])
     cfg = loaded[0][1]
+    windows = windows or max(test_windows_of(c) for _, c in loaded)
     manifest = load_manifest(data, SplitConfig(**cfg["split"]))  # "dev" as training carved it
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])

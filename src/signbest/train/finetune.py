@@ -69,6 +69,8 @@ class FinetuneConfig:
     drop_path: float = 0.0  # stochastic depth: Transformer block i of L skipped per clip with probability
     #   drop_path * (i + 1) / L while fine-tuning (0 = off)
     grad_clip: float = 1.0
+    test_windows: int = 1  # temporal windows that evaluate, predict and serve average per clip unless --windows
+    #   says otherwise, and that calibration on dev uses (the `small` recipe: 3, chosen on dev)
     bf16: bool = True
     seed: int = 0
 
@@ -213,17 +215,17 @@ def split_summary(manifest) -> dict[str, dict[str, int]]:
     return {name: {"clips": v["clips"], "signers": len(v["people"] - {""})} for name, v in splits.items()}
 
 
-def calibrate_selected(out: Path, dev: SignDataset, bf16: bool) -> None:
-    """Fit the selected model's temperature on dev (once) and store it, with dev's ECE before and after, in
-    the selected model's config. Dev chose the epoch too, so its ECE after is optimistic; evaluate reports
-    the calibration on the split it reads."""
+def calibrate_selected(out: Path, dev: SignDataset, bf16: bool, windows: int = 1) -> None:
+    """Fit the selected model's temperature on dev (once), on the test-time views the model is used with,
+    and store it, with dev's ECE before and after, in the selected model's config. Dev chose the epoch too,
+    so its ECE after is optimistic; evaluate reports the calibration on the split it reads."""
     recover_folder(out / SELECTED)  # a kill in this commit (below) is finished or undone before it is read
     weights, config = load_weights(committed(out / SELECTED))
     if "calibration" in config:
         return
     model = build_classifier(config, len(config["glosses"]))
     model.load_state_dict(weights)
-    logits = predict_logits(model, dev, bf16=bf16)
+    logits = predict_logits(model, dev, windows=windows, bf16=bf16)
     labels = dev.labels
     temperature = fit_temperature(logits, labels)
     calibration = {"temperature": temperature, "fitted_on": "dev", "clips": len(labels),
@@ -294,7 +296,7 @@ def finetune(cfg: dict, data: str | Path, out: str | Path, pretrained: str | Pat
     result = fit(stage, out, fp, progress, overwrite, [pretrained])
     dist_utils.cleanup(info)
     if info.main and "dev" in eval_sets:
-        calibrate_selected(out, eval_sets["dev"], finetune_config.bf16)
+        calibrate_selected(out, eval_sets["dev"], finetune_config.bf16, finetune_config.test_windows)
     chosen = json.loads((committed(out / SELECTED) / "config.json").read_text())
     if info.main:
         write_model_card(out)
