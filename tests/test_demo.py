@@ -38,6 +38,7 @@ def test_every_shipped_config_fine_tunes_with_the_recipe_dev_chose():
             assert f.warmup_epochs == (0.5 if name == "tiny" else 5), name
     small = section(load_config("small"), "finetune", FinetuneConfig)
     assert (small.lr, small.epochs, small.test_windows) == (5e-4, 60, 3)  # 60 epochs, 3 test windows: dev's pick
+    assert load_config("small")["pretrain"]["epochs"] == 80  # twice 0.2.0's pre-training steps: dev's pick too
     step = section(load_config("small-step"), "finetune", FinetuneConfig)
     assert (step.epochs, step.test_windows) == (30, 1)  # the paper's step recipe: x0.1 every 10 of 30 epochs
     assert section(load_config("paper"), "finetune", FinetuneConfig).lr == 1e-4
