@@ -58,8 +58,8 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
              fuse_kind: str = "logits", mirror: bool = False, unknown: str | Path | None = None) -> dict:
     """Reports of one fine-tuned model, or of several averaged (an ensemble: give `out`), on `split`;
     `windows` and `mirror` average test-time views (windows None: the models' recipe, `test_windows_of`).
-    `unknown`: a manifest of clips of signs the model
-    does not know (every clip; unlabelled, or glosses none of the model's): open-set figures beside."""
+    `unknown`: a manifest of clips of signs the model does not know (every clip; unlabelled, or glosses none
+    of the model's): open-set figures beside."""
     checkpoints = [Path(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     if len(checkpoints) > 1 and out is None:
         raise ValueError("an ensemble's report needs --out: it belongs to no single run folder")
