@@ -92,7 +92,8 @@ def plot_reliability(before: np.ndarray, after: np.ndarray | None, labels: np.nd
 
 
 def test_windows_of(config: dict) -> int:
-    """How many temporal windows the model's recipe averages at test time (1 for models made before `finetune.test_windows` existed)."""
+    """How many temporal windows the model's recipe averages at test time (1 for models made before
+    `finetune.test_windows` existed)."""
     return int((config.get("finetune") or {}).get("test_windows", 1))
 
 
