@@ -100,6 +100,7 @@ def test_the_models_recipe_sets_the_test_windows_unless_asked_otherwise(synth_di
     finetune(load_config("tiny", ["finetune.epochs=2", "finetune.test_windows=2"]), data, run, progress=False)
     model, cfg = load_classifier(run)
     assert test_windows_of(cfg) == 2 and test_windows_of({"finetune": {}}) == 1  # older models: one window
+    assert test_windows_of({"finetune": {}}, cfg) == 2  # an ensemble: its members' largest
     assert Predictor(run).windows == 2 and Predictor(run, windows=1).windows == 1
     assert evaluate(run, data, "test", tmp_path / "e")["windows"] == 2
     assert evaluate(run, data, "test", tmp_path / "e1", windows=1)["windows"] == 1

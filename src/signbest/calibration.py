@@ -91,10 +91,10 @@ def plot_reliability(before: np.ndarray, after: np.ndarray | None, labels: np.nd
     plt.close(fig)
 
 
-def test_windows_of(config: dict) -> int:
-    """How many temporal windows the model's recipe averages at test time (1 for models made before
-    `finetune.test_windows` existed)."""
-    return int((config.get("finetune") or {}).get("test_windows", 1))
+def test_windows_of(*configs: dict) -> int:
+    """How many temporal windows the models' recipe averages at test time: an ensemble takes its members'
+    largest (1 for models made before `finetune.test_windows` existed)."""
+    return max(int((c.get("finetune") or {}).get("test_windows", 1)) for c in configs)
 
 
 def temperature_of(config: dict) -> float:
@@ -116,7 +116,6 @@ def unknown_threshold(dev_probs: np.ndarray, kept: float = KNOWN_KEPT) -> dict:
 def unknown_threshold_of(config: dict) -> float:
     """The model's "unknown" threshold on the calibrated top-1 probability (0.0: never unknown)."""
     return float((config.get("calibration") or {}).get("unknown_below", 0.0))
-
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:

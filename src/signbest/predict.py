@@ -197,7 +197,7 @@ class Predictor:
             + loaded[0][2])
         self.glosses: list[str] = self.cfg["glosses"]
         # Test-time views, averaged: by default the windows the models' recipe tests with (an ensemble: the most).
-        self.windows = windows or max(test_windows_of(cfg) for _, cfg, _ in loaded)
+        self.windows = windows or test_windows_of(*(cfg for _, cfg, _ in loaded))
         self.mirror = mirror
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self.lock = threading.Lock()  # one call at a time: the model uses every core anyway

@@ -69,7 +69,7 @@ def evaluate(checkpoint: str | Path | list, data: str | Path, split: str = "test
     models = [model for model, _ in loaded]
     check_ensemble(checkpoints, [cfg for _, cfg in loaded])
     cfg = loaded[0][1]
-    windows = windows or max(test_windows_of(c) for _, c in loaded)
+    windows = windows or test_windows_of(*(c for _, c in loaded))
     manifest = load_manifest(data, SplitConfig(**cfg["split"]))  # "dev" as training carved it
     ds = SignDataset(manifest, split=split, num_frames=cfg["finetune"]["num_frames"], progress=False,
                      sampling=cfg["finetune"]["sampling"])

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -29,7 +28,7 @@ from ..atomic import committed, recover_folder
 from ..checkpoint import load_weights, model_tensors, save_weights
 from ..data.batches import epoch_batches, num_batches
 from .engine import Loop, Schedule, Stage, decay_groups, fit, make_adam
-from .regularise import add_drop_path, temporal_cutmix
+from .regularise import add_drop_path, mixed_cross_entropy, temporal_cutmix
 
 log = logging.getLogger(__name__)
 SELECTED = "selected"  # the chosen epoch's model, inside the output folder
@@ -108,7 +107,7 @@ class FinetuneStage(Stage):
         self.ema = None  # the weights' moving average, which dev scores and selection saves
         # Training only: hooks on the blocks, not in the weights; added before the average copies the model
         # (the copy runs in eval mode, where they do nothing).
-        self.drop_path = add_drop_path(model.encoder.blocks.layers, finetune_config.drop_path)
+        add_drop_path(model.encoder.blocks.layers, finetune_config.drop_path)
         if finetune_config.ema > 0:
             average = get_ema_multi_avg_fn(finetune_config.ema)
             self.ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
@@ -157,15 +156,8 @@ class FinetuneStage(Stage):
     def loss(self, model, batch: dict):
         settings = self.finetune_config
         batch, partner, share = temporal_cutmix(batch, settings.cutmix)
-        logits = model(batch).float()
-        labels = batch["label"]
-        if partner is None:
-            loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
-        else:  # each clip's loss weighted between its own label and its partner's by the frames each gave
-            own, other = (F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing, reduction="none")
-                          for y in (labels, labels[partner]))
-            loss = ((1 - share) * own + share * other).mean()
-        return loss, len(labels), {}
+        loss = mixed_cross_entropy(model(batch).float(), batch["label"], partner, share, settings.label_smoothing)
+        return loss, len(batch["label"]), {}
 
     def evaluate(self, model) -> dict:
         out = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def temporal_cutmix(batch: dict, prob: float) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
@@ -36,6 +37,17 @@ def temporal_cutmix(batch: dict, prob: float) -> tuple[dict, torch.Tensor | None
     valid = mixed["frame_mask"]
     share = (span & valid).sum(1).float() / valid.sum(1).clamp(min=1).float()  # (B,)
     return mixed, partner, share
+
+
+def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner: torch.Tensor | None,
+                        share: torch.Tensor | None, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of (B, C) logits; for a batch `temporal_cutmix` mixed, each clip's loss is
+    (1 - share) that of its own label plus share that of its partner's."""
+    if partner is None:
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    own, other = (F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none")
+                  for y in (labels, labels[partner]))
+    return ((1 - share) * own + share * other).mean()
 
 
 def add_drop_path(blocks: nn.ModuleList, rate: float) -> list:
